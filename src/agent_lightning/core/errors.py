@@ -1,0 +1,58 @@
+"""Typed errors of the domain. Each carries its HTTP status and a stable code; `core.http` maps them once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """Base of every error a client may see."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code:
+            self.code = code
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Invalid(AppError):
+    status = 422
+    code = "validation_error"
+
+
+class RateLimited(AppError):
+    status = 429
+    code = "rate_limited"
+
+
+class Unavailable(AppError):
+    """A dependency (model, database, another service) cannot serve right now."""
+
+    status = 503
+    code = "unavailable"
+
+
+class UpstreamError(AppError):
+    """Another service answered with something we cannot use."""
+
+    status = 502
+    code = "upstream_error"

@@ -1,0 +1,84 @@
+"""The event bus: one envelope, one interface, an in-process implementation.
+
+Event types published by the platform: task.created, task.assigned, task.started, task.succeeded,
+task.failed, task.cancelled, feedback.received, policy.updated. Every event carries a correlation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from agent_lightning.core.db import new_id, utcnow
+from agent_lightning.core.logging import current_correlation_id, get_logger
+
+log = get_logger(__name__)
+
+
+class Event(BaseModel):
+    """The envelope of every event."""
+
+    id: str = Field(default_factory=new_id)
+    type: str
+    timestamp: datetime = Field(default_factory=utcnow)
+    source: str
+    tenant_id: str = "default"
+    correlation_id: str = Field(default_factory=current_correlation_id)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class EventBus(Protocol):
+    async def publish(self, event: Event) -> None: ...
+
+    def subscribe(self, pattern: str, handler: Handler) -> None: ...
+
+    def recent(self, limit: int = 100) -> list[Event]: ...
+
+
+class InProcessBus:
+    """Delivers events to subscribers in the same process; a handler's failure never reaches the publisher."""
+
+    def __init__(self, history: int = 1000) -> None:
+        self._subscribers: list[tuple[str, Handler]] = []
+        self._history: deque[Event] = deque(maxlen=history)
+
+    async def publish(self, event: Event) -> None:
+        self._history.append(event)
+        for pattern, handler in list(self._subscribers):
+            if fnmatch.fnmatchcase(event.type, pattern):
+                try:
+                    await handler(event)
+                except Exception:
+                    log.exception("event_handler_failed", event_type=event.type)
+
+    def subscribe(self, pattern: str, handler: Handler) -> None:
+        """Call `handler` for every event whose type matches the glob `pattern` (e.g. ``task.*``)."""
+        self._subscribers.append((pattern, handler))
+
+    def recent(self, limit: int = 100) -> list[Event]:
+        """The newest events, oldest first."""
+        return list(self._history)[-limit:]
+
+    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float) -> Event:
+        """Wait until an event matching `predicate` is published (handy in tests and the CLI)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Event] = loop.create_future()
+
+        async def handler(event: Event) -> None:
+            if not future.done() and predicate(event):
+                future.set_result(event)
+
+        self.subscribe("*", handler)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._subscribers = [(p, h) for p, h in self._subscribers if h is not handler]

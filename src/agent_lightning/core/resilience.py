@@ -1,0 +1,168 @@
+"""Resilience helpers for calls between services: backoff with jitter, a circuit breaker, and an
+HTTP caller that round-robins over replicas and falls back to a second endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from agent_lightning.core.errors import AppError, NotFound, Unavailable, UpstreamError
+from agent_lightning.core.logging import CORRELATION_HEADER, current_correlation_id, get_logger
+
+log = get_logger(__name__)
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 10.0, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)]."""
+    return (rng or random).uniform(0, min(cap, base * 2**attempt))
+
+
+class CircuitBreaker:
+    """Opens after `failures` consecutive failures; lets one trial call through after `reset_s`."""
+
+    def __init__(self, failures: int = 5, reset_s: float = 30.0) -> None:
+        self.failures = failures
+        self.reset_s = reset_s
+        self._count = 0
+        self._opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if time.monotonic() - self._opened_at >= self.reset_s:
+            return "half_open"
+        return "open"
+
+    def allow(self) -> bool:
+        return self.state != "open"
+
+    def record_success(self) -> None:
+        self._count = 0
+        self._opened_at = None
+
+    def record_failure(self) -> None:
+        self._count += 1
+        if self._count >= self.failures or self.state == "half_open":
+            self._opened_at = time.monotonic()
+
+
+class ServiceCaller:
+    """Calls one logical service spread over replicas.
+
+    Each call picks replicas round-robin, skips those whose breaker is open, retries transient failures
+    (connection errors, timeouts, 5xx) with backoff on the next replica, and for each replica tries the
+    given paths in order, moving to the next path when the first answers 404/405/5xx (the fallback
+    endpoint). A 4xx answer in the error shape is a definite answer and is raised as that error.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base_urls: Sequence[str],
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        breaker_failures: int = 5,
+        breaker_reset_s: float = 30.0,
+    ) -> None:
+        if not base_urls:
+            raise ValueError(f"{name}: at least one base URL is needed")
+        self.name = name
+        self.base_urls = [url.rstrip("/") for url in base_urls]
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.breakers = {url: CircuitBreaker(breaker_failures, breaker_reset_s) for url in self.base_urls}
+        self._next = itertools.cycle(range(len(self.base_urls)))
+        self._client = httpx.AsyncClient(timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def _replicas(self) -> list[str]:
+        start = next(self._next)
+        ordered = self.base_urls[start:] + self.base_urls[:start]
+        allowed = [url for url in ordered if self.breakers[url].allow()]
+        return allowed or ordered  # all open: try anyway rather than fail without a call
+
+    async def request(
+        self,
+        method: str,
+        paths: Sequence[str],
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> httpx.Response:
+        """Send the request with retries, replica rotation and path fallback; return a 2xx response."""
+        last_error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            for base in self._replicas():
+                try:
+                    return await self._try_paths(method, base, paths, json, params, timeout_s)
+                except AppError:
+                    raise
+                except (httpx.TransportError, _Transient) as exc:
+                    self.breakers[base].record_failure()
+                    last_error = exc
+                    log.warning("service_call_failed", service=self.name, base=base, error=str(exc))
+            if attempt < self.retries:
+                await asyncio.sleep(backoff_delay(attempt, self.backoff_s))
+        raise Unavailable(
+            f"The {self.name} service is unavailable.", details={"last_error": str(last_error)}
+        )
+
+    async def _try_paths(self, method, base, paths, json, params, timeout_s) -> httpx.Response:
+        headers = {CORRELATION_HEADER: current_correlation_id()}
+        response: httpx.Response | None = None
+        for path in paths:
+            kwargs: dict[str, Any] = {"json": json, "params": params, "headers": headers}
+            if timeout_s is not None:
+                kwargs["timeout"] = timeout_s
+            response = await self._client.request(method, base + path, **kwargs)
+            if response.status_code < 400:
+                self.breakers[base].record_success()
+                return response
+            if response.status_code in (404, 405) and path != paths[-1] and _route_missing(response):
+                continue  # this replica does not have the endpoint: use the fallback path
+            if response.status_code >= 500 and path != paths[-1]:
+                log.warning("endpoint_failed_using_fallback", service=self.name, path=path)
+                continue
+            break
+        assert response is not None
+        if response.status_code == 503 and not _route_missing(response):
+            raise _as_app_error(response)  # the service is up and says a dependency of its is not
+        if response.status_code >= 500:
+            raise _Transient(f"{response.status_code} from {base}")
+        raise _as_app_error(response)
+
+
+class _Transient(Exception):
+    pass
+
+
+def _route_missing(response: httpx.Response) -> bool:
+    """True when the server has no such route (as opposed to a domain 404 such as an unknown task)."""
+    try:
+        return response.json()["error"]["code"] in ("route_not_found", "method_not_allowed")
+    except (ValueError, KeyError, TypeError):
+        return True
+
+
+def _as_app_error(response: httpx.Response) -> AppError:
+    try:
+        error = response.json()["error"]
+        message, code, details = error["message"], error["code"], error.get("details")
+    except (ValueError, KeyError, TypeError):
+        return UpstreamError(f"Unexpected {response.status_code} answer.", details={"body": response.text[:500]})
+    exc_type = {404: NotFound}.get(response.status_code, AppError)
+    exc = exc_type(message, details=details, code=code)
+    exc.status = response.status_code
+    return exc

@@ -1,0 +1,19 @@
+"""The tenant of the current request or task. One default tenant until authentication sets it."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+DEFAULT_TENANT = "default"
+
+_tenant: ContextVar[str] = ContextVar("tenant_id", default=DEFAULT_TENANT)
+
+
+def current_tenant() -> str:
+    """The tenant every query of this request or task is filtered by."""
+    return _tenant.get()
+
+
+def set_tenant(tenant_id: str) -> None:
+    """Bind the tenant for the rest of this context (a request, a queued task)."""
+    _tenant.set(tenant_id)

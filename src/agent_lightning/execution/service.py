@@ -1,0 +1,208 @@
+"""The execution service: runs a task with an agent through the model service, and records it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import select, update
+
+from agent_lightning.agents.schemas import Agent, AgentRegistry
+from agent_lightning.core.config import Settings
+from agent_lightning.core.db import Database, new_id, utcnow
+from agent_lightning.core.errors import AppError, Conflict, NotFound, UpstreamError
+from agent_lightning.core.logging import get_logger
+from agent_lightning.core.tenancy import current_tenant, set_tenant
+from agent_lightning.execution.schemas import (
+    ExecuteAccepted,
+    ExecuteRequest,
+    ExecuteResponse,
+    ExecuteResult,
+    ExecutionRecord,
+)
+from agent_lightning.execution.tables import ExecutionRow
+from agent_lightning.models.schemas import ChatMessage, ChatRequest, ModelGateway
+from agent_lightning.orchestrator.schemas import RoutePreviewRequest, Router
+
+log = get_logger(__name__)
+
+CONTEXT_LIMIT = 4000
+
+
+def build_messages(agent: Agent, task: str, context: dict) -> list[ChatMessage]:
+    """The agent's system prompt, then the task with any context the caller gave."""
+    system = agent.system_prompt
+    if agent.capabilities:
+        system += f"\n\nYour capabilities: {', '.join(agent.capabilities)}."
+    user = task
+    if context:
+        rendered = json.dumps(context, indent=2, sort_keys=True, default=str)[:CONTEXT_LIMIT]
+        user += f"\n\nContext:\n{rendered}"
+    return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
+
+
+class ExecutionService:
+    """Resolves the agent, asks the model, and keeps a record of every execution.
+
+    `enqueue` is how an async execution reaches the queue (set by the composition root);
+    `router` picks an agent when the request names none.
+    """
+
+    def __init__(
+        self, *, settings: Settings, db: Database, agents: AgentRegistry, models: ModelGateway, router: Router | None
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.agents = agents
+        self.models = models
+        self.router = router
+        self.enqueue = None
+
+    async def execute(self, request: ExecuteRequest) -> ExecuteResponse:
+        """Run the task now and return the answer."""
+        row = await self._record(request, status="running")
+        return await self._run(row.id, request)
+
+    async def submit(self, request: ExecuteRequest) -> ExecuteAccepted:
+        """Queue the task and return at once; poll `GET /api/v1/tasks/{task_id}` for the outcome."""
+        row = await self._record(request, status="queued")
+        if self.enqueue is not None:
+            await self.enqueue(row.id)
+        return ExecuteAccepted(task_id=row.task_id, status_url=f"/api/v1/tasks/{row.task_id}")
+
+    async def run_queued(self, execution_id: str) -> None:
+        """Worker entry: run a queued execution once (a second delivery finds it taken and returns)."""
+        async with self.db.session() as session:
+            claimed = await session.execute(
+                update(ExecutionRow)
+                .where(ExecutionRow.id == execution_id, ExecutionRow.status == "queued")
+                .values(status="running", started_at=utcnow())
+            )
+            if claimed.rowcount != 1:
+                return
+            row = await session.get(ExecutionRow, execution_id)
+        set_tenant(row.tenant_id)
+        try:
+            await self._run(execution_id, ExecuteRequest.model_validate(row.request))
+        except AppError:
+            pass  # recorded on the row by _run
+
+    async def get(self, task_id: str) -> ExecutionRecord:
+        """The latest execution for a task id; 404 when there is none."""
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(ExecutionRow)
+                .where(ExecutionRow.task_id == task_id, ExecutionRow.tenant_id == current_tenant())
+                .order_by(ExecutionRow.created_at.desc())
+                .limit(1)
+            )
+        if row is None:
+            raise NotFound(f"Unknown task '{task_id}'.", code="task_not_found")
+        result = None
+        if row.status == "succeeded":
+            result = ExecuteResult(
+                response=row.response or "",
+                agent=row.agent_id,
+                agent_version=row.agent_version,
+                model=row.model,
+                provider=row.provider or "",
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=row.completion_tokens,
+                latency_ms=row.latency_ms or 0.0,
+            )
+        return ExecutionRecord(
+            task_id=row.task_id,
+            status=row.status,
+            agent_id=row.agent_id,
+            result=result,
+            error=row.error,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+    async def requeue_unfinished(self) -> list[str]:
+        """Executions queued or left running by a process that died; they are queued again."""
+        async with self.db.session() as session:
+            rows = list(await session.scalars(select(ExecutionRow).where(ExecutionRow.status.in_(("queued", "running")))))
+            for row in rows:
+                row.status = "queued"
+        return [row.id for row in rows]
+
+    async def ready(self) -> bool:
+        return (await self.models.ready()).ok
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    async def _record(self, request: ExecuteRequest, *, status: str) -> ExecutionRow:
+        row = ExecutionRow(
+            id=new_id(),
+            tenant_id=current_tenant(),
+            task_id=request.task_id or new_id(),
+            status=status,
+            request=request.model_dump(mode="json", by_alias=True),
+            agent_id=request.agent_id,
+            started_at=utcnow() if status == "running" else None,
+        )
+        async with self.db.session() as session:
+            session.add(row)
+        return row
+
+    async def _resolve_agent(self, request: ExecuteRequest) -> Agent:
+        agent_id = request.agent_id
+        if agent_id is None:
+            if self.router is None:
+                raise AppError("No agent_id given and no router to choose one.", code="agent_required")
+            agent_id = (await self.router.preview(RoutePreviewRequest(description=request.task))).agent_id
+        agent = await self.agents.get(agent_id)
+        if agent.status == "retired":
+            raise Conflict(f"Agent '{agent_id}' is retired.", code="agent_not_active")
+        return agent
+
+    async def _run(self, execution_id: str, request: ExecuteRequest) -> ExecuteResponse:
+        started = time.perf_counter()
+        try:
+            agent = await self._resolve_agent(request)
+            chat = await self.models.chat(
+                ChatRequest(
+                    model=agent.model,
+                    messages=build_messages(agent, request.task, request.context),
+                    temperature=agent.temperature,
+                    max_tokens=agent.max_tokens,
+                    timeout_s=request.timeout or self.settings.task_timeout_s,
+                    metadata={"task_id": request.task_id or "", "agent_id": agent.id, "tenant_id": current_tenant()},
+                )
+            )
+        except AppError as exc:
+            await self._finish(execution_id, status="failed", error=f"{exc.code}: {exc.message}")
+            raise
+        except Exception as exc:
+            log.exception("execution_crashed", execution_id=execution_id)
+            await self._finish(execution_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        if not chat.content.strip():
+            await self._finish(execution_id, status="failed", error="empty_answer: the model returned no text")
+            raise UpstreamError("The model returned an empty answer.", code="empty_answer")
+        result = ExecuteResult(
+            response=chat.content,
+            agent=agent.id,
+            agent_version=agent.version,
+            model=chat.model,
+            provider=chat.provider,
+            prompt_tokens=chat.prompt_tokens,
+            completion_tokens=chat.completion_tokens,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        row = await self._finish(execution_id, status="succeeded", result=result)
+        return ExecuteResponse(task_id=row.task_id, result=result, metadata={"agent_id": agent.id})
+
+    async def _finish(self, execution_id: str, *, status: str, error: str | None = None, result: ExecuteResult | None = None) -> ExecutionRow:
+        async with self.db.session() as session:
+            row = await session.get(ExecutionRow, execution_id)
+            row.status, row.error, row.finished_at = status, error, utcnow()
+            if result is not None:
+                row.agent_id, row.agent_version = result.agent, result.agent_version
+                row.model, row.provider, row.response = result.model, result.provider, result.response
+                row.prompt_tokens, row.completion_tokens = result.prompt_tokens, result.completion_tokens
+                row.latency_ms = result.latency_ms
+        return row

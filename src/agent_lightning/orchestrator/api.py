@@ -1,0 +1,82 @@
+"""HTTP routes of the orchestrator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+
+from agent_lightning.core.http import ERROR_RESPONSES
+from agent_lightning.orchestrator.schemas import (
+    ApproveRequest,
+    AssignTaskRequest,
+    AssignTaskResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    QTable,
+    RoutePreview,
+    RoutePreviewRequest,
+    Task,
+    TaskDetail,
+    TaskFilters,
+    TaskPage,
+    TaskStatus,
+)
+from agent_lightning.orchestrator.service import OrchestratorService
+
+
+def router(orchestrator: OrchestratorService) -> APIRouter:
+    api = APIRouter(tags=["orchestrator"], responses=ERROR_RESPONSES)
+
+    @api.post("/assign-task", response_model=AssignTaskResponse, summary="Submit a task; the policy picks the agent")
+    async def assign_task(body: AssignTaskRequest) -> AssignTaskResponse:
+        return await orchestrator.assign(body)
+
+    @api.post("/route", response_model=RoutePreview, summary="Preview which agent would get a task")
+    async def route(body: RoutePreviewRequest) -> RoutePreview:
+        return await orchestrator.preview(body)
+
+    @api.get("/tasks", response_model=TaskPage, summary="List tasks (newest first, cursor-paged)")
+    async def list_tasks(
+        status: list[TaskStatus] | None = Query(default=None),
+        agent_id: str | None = Query(default=None, max_length=64),
+        priority_min: int | None = Query(default=None, ge=1, le=10),
+        priority_max: int | None = Query(default=None, ge=1, le=10),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        text: str | None = Query(default=None, max_length=200, description="Substring of the description."),
+        limit: int = Query(default=50, ge=1, le=500),
+        cursor: str | None = Query(default=None, max_length=200),
+    ) -> TaskPage:
+        filters = TaskFilters(
+            status=status,
+            agent_id=agent_id,
+            priority_min=priority_min,
+            priority_max=priority_max,
+            created_after=created_after,
+            created_before=created_before,
+            text=text,
+        )
+        return await orchestrator.list_tasks(filters, limit=limit, cursor=cursor)
+
+    @api.get("/tasks/{task_id}", response_model=TaskDetail, summary="A task with attempts, decisions and rewards")
+    async def get_task(task_id: str) -> TaskDetail:
+        return await orchestrator.get_task(task_id)
+
+    @api.post("/tasks/{task_id}/feedback", response_model=FeedbackResponse, summary="Score a finished task")
+    async def feedback(task_id: str, body: FeedbackRequest) -> FeedbackResponse:
+        return await orchestrator.feedback(task_id, body)
+
+    @api.post("/tasks/{task_id}/cancel", response_model=Task, summary="Cancel an unfinished task")
+    async def cancel(task_id: str) -> Task:
+        return await orchestrator.cancel(task_id)
+
+    @api.post("/tasks/{task_id}/approve", response_model=AssignTaskResponse, summary="Release a task held for review")
+    async def approve(task_id: str, body: ApproveRequest | None = None) -> AssignTaskResponse:
+        return await orchestrator.approve(task_id, body.agent_id if body else None)
+
+    @api.get("/q-table", response_model=QTable, summary="Q-values of the seed routing policy")
+    async def q_table() -> QTable:
+        return await orchestrator.q_table()
+
+    return api

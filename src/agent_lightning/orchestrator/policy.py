@@ -1,0 +1,168 @@
+"""Routing policies: the `RoutingPolicy` interface and the seed's Q-learning policy.
+
+A policy sees the task and the eligible candidates (each with its capability score), chooses one and
+says with which probability it did (logged for offline evaluation). Rewards in [0, 1] come back through
+`update`, with the decision they belong to, possibly long after the choice.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent_lightning.orchestrator.matching import matched
+
+
+@dataclass(frozen=True)
+class Candidate:
+    agent_id: str
+    capability: float
+
+
+@dataclass(frozen=True)
+class RoutingContext:
+    description: str
+    priority: int = 5
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Choice:
+    agent_id: str
+    confidence: float
+    probability: float
+    state: str
+    scores: list[dict[str, float | str]]
+    features: dict[str, Any] = field(default_factory=dict)
+
+
+class RoutingPolicy(Protocol):
+    name: str
+
+    @property
+    def version(self) -> int:
+        """Increases with every update, so a decision names the state it was made with."""
+        ...
+
+    def choose(self, context: RoutingContext, candidates: list[Candidate]) -> Choice: ...
+
+    def score(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
+        """The greedy choice without exploration (for previews and explicit assignment)."""
+        ...
+
+    def update(self, *, state: str, agent_id: str, reward: float, features: dict[str, Any]) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load(self, state: dict[str, Any]) -> None: ...
+
+
+# Keyword buckets of the seed policy: the task's state is the bucket with the most hits.
+STATE_KEYWORDS: dict[str, list[str]] = {
+    "web_development": ["website", "web", "html", "css", "javascript", "frontend", "backend", "react", "page", "api"],
+    "data_analysis": ["data", "dataset", "statistics", "analysis", "analyze", "machine learning", "ml", "regression"],
+    "security_task": ["security", "vulnerability", "audit", "encryption", "authentication", "xss", "injection", "owasp"],
+    "deployment_task": ["deploy", "deployment", "docker", "kubernetes", "ci", "cd", "infrastructure", "pipeline"],
+    "testing_task": ["test", "tests", "testing", "qa", "bug", "regression", "coverage"],
+    "documentation_task": ["document", "documentation", "readme", "guide", "tutorial", "docs"],
+    "database_task": ["database", "sql", "query", "schema", "index", "postgresql", "migration"],
+}
+GENERAL_STATE = "general_task"
+
+# Seeded priors: the natural specialist of each state starts ahead; everyone else at DEFAULT_Q.
+Q_PRIORS: dict[str, dict[str, float]] = {
+    "web_development": {"full_stack_developer": 0.7},
+    "data_analysis": {"data_scientist": 0.7},
+    "security_task": {"security_expert": 0.7},
+    "deployment_task": {"devops_engineer": 0.7},
+    "testing_task": {"qa_tester": 0.7},
+    "documentation_task": {"technical_writer": 0.7},
+    "database_task": {"database_specialist": 0.7},
+    GENERAL_STATE: {"general_assistant": 0.7},
+}
+DEFAULT_Q = 0.5
+
+
+def task_state(description: str) -> str:
+    """The keyword bucket of a task; ties go to the first bucket listed."""
+    best, best_hits = GENERAL_STATE, 0
+    for state, keywords in STATE_KEYWORDS.items():
+        hits = len(matched(keywords, description))
+        if hits > best_hits:
+            best, best_hits = state, hits
+    return best
+
+
+class SeedQPolicy:
+    """The seed's policy, made to work: epsilon-greedy on 0.6·capability + 0.4·Q(state, agent).
+
+    Each task is a one-step episode, so the Q-learning target is the reward itself; γ is kept for
+    tasks that continue an earlier one (``metadata.next_state``), where the target adds γ·max Q(s').
+    """
+
+    name = "seed-q"
+    CAPABILITY_WEIGHT = 0.6
+    Q_WEIGHT = 0.4
+
+    def __init__(self, *, alpha: float = 0.1, gamma: float = 0.95, epsilon: float = 0.1, seed: int | None = None):
+        self.alpha = alpha
+        self.gamma = gamma
+        self.epsilon = epsilon
+        self.q: dict[str, dict[str, float]] = {s: dict(v) for s, v in Q_PRIORS.items()}
+        self.updates = 0
+        self._rng = random.Random(seed)
+
+    @property
+    def version(self) -> int:
+        return self.updates
+
+    def q_value(self, state: str, agent_id: str) -> float:
+        return self.q.get(state, {}).get(agent_id, DEFAULT_Q)
+
+    def score(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
+        state = task_state(context.description)
+        scores = []
+        for c in candidates:
+            q = self.q_value(state, c.agent_id)
+            blended = self.CAPABILITY_WEIGHT * c.capability + self.Q_WEIGHT * q
+            scores.append({"agent_id": c.agent_id, "capability": c.capability, "q": round(q, 4), "score": round(blended, 4)})
+        scores.sort(key=lambda s: (-s["score"], s["agent_id"]))
+        best = scores[0]
+        return Choice(
+            agent_id=best["agent_id"], confidence=best["score"], probability=1.0, state=state, scores=scores
+        )
+
+    def choose(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
+        choice = self.score(context, candidates)
+        n = len(choice.scores)
+        greedy = choice.agent_id
+        if n > 1 and self._rng.random() < self.epsilon:
+            pick = self._rng.choice(choice.scores)
+            choice.agent_id, choice.confidence = pick["agent_id"], pick["score"]
+        explore_share = self.epsilon / n if n > 1 else 0.0
+        choice.probability = round((1 - self.epsilon if n > 1 else 1.0) * (choice.agent_id == greedy) + explore_share, 6)
+        return choice
+
+    def update(self, *, state: str, agent_id: str, reward: float, features: dict[str, Any]) -> None:
+        target = reward
+        next_state = features.get("next_state")
+        if next_state:
+            target += self.gamma * max(self.q.get(next_state, {}).values(), default=DEFAULT_Q)
+        current = self.q_value(state, agent_id)
+        self.q.setdefault(state, {})[agent_id] = current + self.alpha * (target - current)
+        self.updates += 1
+
+    def state(self) -> dict[str, Any]:
+        return {"q": self.q, "updates": self.updates}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.q = {s: dict(v) for s, v in state.get("q", {}).items()}
+        self.updates = int(state.get("updates", 0))
+
+
+def make_policy(name: str, **params: Any) -> RoutingPolicy:
+    """Build a policy by name (``seed-q``)."""
+    if name == SeedQPolicy.name:
+        return SeedQPolicy(**params)
+    raise ValueError(f"Unknown routing policy '{name}'")

@@ -1,0 +1,543 @@
+"""The orchestrator: task intake, agent choice through the routing policy, and the learning loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agent_lightning.agents.schemas import Agent, AgentRegistry
+from agent_lightning.core.config import Settings
+from agent_lightning.core.db import Database, new_id, utcnow
+from agent_lightning.core.errors import AppError, Conflict, Invalid, NotFound
+from agent_lightning.core.events import Event, EventBus
+from agent_lightning.core.logging import current_correlation_id, get_logger
+from agent_lightning.core.tenancy import current_tenant
+from agent_lightning.orchestrator.matching import capability_score, has_capabilities
+from agent_lightning.orchestrator.policy import Candidate, Choice, RoutingContext, RoutingPolicy
+from agent_lightning.orchestrator.schemas import (
+    AssignTaskRequest,
+    AssignTaskResponse,
+    Attempt,
+    CandidateScore,
+    Decision,
+    FeedbackRequest,
+    FeedbackResponse,
+    PolicyRef,
+    QTable,
+    Reward,
+    RoutePreview,
+    RoutePreviewRequest,
+    Task,
+    TaskDetail,
+    TaskFilters,
+    TaskPage,
+)
+from agent_lightning.orchestrator.tables import (
+    FINISHED,
+    AttemptRow,
+    DecisionRow,
+    PolicyStateRow,
+    RewardRow,
+    TaskRow,
+)
+
+log = get_logger(__name__)
+
+SEED_FIELDS = (
+    "target_environment",
+    "working_directory",
+    "search_scope",
+    "platform",
+    "environment_vars",
+    "execution_mode",
+)
+KNOWN_ENVIRONMENTS = {"local", "development", "staging", "production", "ubuntu_server", "aws_ec2"}
+
+
+def outcome_reward(*, success: bool, latency_s: float, latency_target_s: float) -> float:
+    """Reward of an attempt's outcome: 0 on failure; on success 1, less up to 0.3 for slowness."""
+    if not success:
+        return 0.0
+    return round(1.0 - 0.3 * min(latency_s / latency_target_s, 1.0), 4)
+
+
+def feedback_reward(score: float) -> float:
+    """A person's 0–10 score as a reward in [0, 1]."""
+    return round(score / 10.0, 4)
+
+
+def _request_hash(request: AssignTaskRequest) -> str:
+    body = request.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _encode_cursor(row: TaskRow) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), task_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AppError("The cursor is not valid.", code="invalid_cursor") from exc
+
+
+def _task_out(row: TaskRow) -> Task:
+    return Task(
+        task_id=row.id,
+        description=row.description,
+        status=row.status,
+        priority=row.priority,
+        assigned_agent=row.agent_id,
+        agent_version=row.agent_version,
+        confidence=row.confidence,
+        reason=row.reason,
+        warnings=row.warnings,
+        validation_passed=row.validation_passed,
+        metadata=row.meta,
+        idempotency_key=row.idempotency_key,
+        result=row.result,
+        error=row.error,
+        attempts_count=row.attempts_count,
+        max_attempts=row.max_attempts,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+class OrchestratorService:
+    """Accepts tasks, routes them, hands them to the work queue, and learns from their outcomes.
+
+    `dispatch` is how an assigned task reaches the worker (a taskiq kicker set by the composition root).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        agents: AgentRegistry,
+        policy: RoutingPolicy,
+        bus: EventBus,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.agents = agents
+        self.policy = policy
+        self.bus = bus
+        self.dispatch = None  # async callable(task_id) -> None, set by the composition root
+        self._policy_lock = asyncio.Lock()
+
+    # -- intake ----------------------------------------------------------------------------------------
+
+    async def assign(self, request: AssignTaskRequest) -> AssignTaskResponse:
+        """Create a task, choose its agent and queue it (or hold it for review when unsure)."""
+        request_hash = _request_hash(request)
+        if request.idempotency_key:
+            replay = await self._idempotent_replay(request.idempotency_key, request_hash)
+            if replay is not None:
+                return replay
+        task_id = request.task_id or new_id()
+        context = RoutingContext(request.description, request.priority, request.metadata)
+        if request.agent_id:
+            agent = await self._active_agent(request.agent_id)
+            choice = self.policy.score(context, [self._candidate(agent, request.description)])
+            policy_name, reason = "explicit", f"{agent.name}: chosen by the client"
+        else:
+            candidates = await self._candidates(request.description, request.required_capabilities)
+            async with self._policy_lock:
+                choice = self.policy.choose(context, [c for c, _ in candidates])
+            agent = next(a for c, a in candidates if c.agent_id == choice.agent_id)
+            policy_name = self.policy.name
+            reason = capability_score(agent, request.description).reason(agent.name)
+        warnings = self._warnings(request, choice.confidence)
+        confident = choice.confidence >= self.settings.confidence_threshold
+        held = not (confident or request.force_execute or request.agent_id)
+        status = "awaiting_review" if held else "assigned"
+        if held:
+            reason += f"; confidence {choice.confidence:.2f} is below {self.settings.confidence_threshold}"
+        response = AssignTaskResponse(
+            task_id=task_id,
+            assigned_agent=agent.id,
+            agent_version=agent.version,
+            confidence=choice.confidence,
+            status=status,
+            reason=reason,
+            candidates=[CandidateScore(**s) for s in choice.scores[:5]],
+            policy=PolicyRef(name=policy_name, version=self.policy.version),
+            probability=choice.probability,
+            validation_passed=confident,
+            warnings=warnings,
+        )
+        metadata = dict(request.metadata)
+        metadata.update({f: getattr(request, f) for f in SEED_FIELDS if getattr(request, f)})
+        row = TaskRow(
+            id=task_id,
+            tenant_id=current_tenant(),
+            description=request.description,
+            priority=request.priority,
+            meta=metadata,
+            status=status,
+            agent_id=agent.id,
+            agent_version=agent.version,
+            required_capabilities=request.required_capabilities,
+            confidence=choice.confidence,
+            reason=reason,
+            warnings=warnings,
+            validation_passed=confident,
+            force_execute=request.force_execute,
+            idempotency_key=request.idempotency_key,
+            request_hash=request_hash,
+            assignment=response.model_dump(mode="json"),
+            max_attempts=request.max_attempts or self.settings.max_attempts,
+            timeout_s=request.timeout or self.settings.task_timeout_s,
+            correlation_id=current_correlation_id(),
+        )
+        try:
+            async with self.db.session() as session:
+                session.add(row)
+                await session.flush()
+                session.add(self._decision_row(task_id, policy_name, choice))
+        except IntegrityError as exc:
+            if request.idempotency_key:  # a concurrent request with the same key won the race
+                replay = await self._idempotent_replay(request.idempotency_key, request_hash)
+                if replay is not None:
+                    return replay
+            raise Conflict(f"A task with id '{task_id}' already exists.", code="task_exists") from exc
+        await self._publish("task.created", task_id, priority=request.priority)
+        if status == "assigned":
+            await self._publish("task.assigned", task_id, agent_id=agent.id, confidence=choice.confidence)
+            await self._dispatch(task_id)
+        return response
+
+    async def preview(self, request: RoutePreviewRequest) -> RoutePreview:
+        """The greedy choice of the current policy for a description, without creating a task."""
+        candidates = await self._candidates(request.description, request.required_capabilities)
+        choice = self.policy.score(RoutingContext(request.description), [c for c, _ in candidates])
+        agent = next(a for c, a in candidates if c.agent_id == choice.agent_id)
+        return RoutePreview(
+            agent_id=agent.id,
+            confidence=choice.confidence,
+            reason=capability_score(agent, request.description).reason(agent.name),
+            candidates=[CandidateScore(**s) for s in choice.scores[:5]],
+            policy=PolicyRef(name=self.policy.name, version=self.policy.version),
+        )
+
+    async def approve(self, task_id: str, agent_id: str | None = None) -> AssignTaskResponse:
+        """Release a task held for review, optionally with another agent."""
+        async with self.db.session() as session:
+            row = await self._task_row(session, task_id)
+            if row.status != "awaiting_review":
+                raise Conflict(f"Task '{task_id}' is {row.status}, not awaiting review.", code="not_awaiting_review")
+            if agent_id and agent_id != row.agent_id:
+                agent = await self._active_agent(agent_id)
+                choice = self.policy.score(RoutingContext(row.description), [self._candidate(agent, row.description)])
+                session.add(self._decision_row(task_id, "review", choice))
+                row.agent_id, row.agent_version, row.confidence = agent.id, agent.version, choice.confidence
+                row.reason = f"{agent.name}: chosen on review"
+            else:
+                row.reason += "; approved on review"
+            row.status = "assigned"
+            assignment = AssignTaskResponse.model_validate(row.assignment).model_copy(
+                update={
+                    "assigned_agent": row.agent_id,
+                    "agent_version": row.agent_version,
+                    "confidence": row.confidence,
+                    "status": "assigned",
+                    "reason": row.reason,
+                }
+            )
+        await self._publish("task.assigned", task_id, agent_id=assignment.assigned_agent, approved=True)
+        await self._dispatch(task_id)
+        return assignment
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    async def get_task(self, task_id: str) -> TaskDetail:
+        """A task with its attempts, routing decisions and rewards."""
+        async with self.db.session() as session:
+            row = await self._task_row(session, task_id)
+            attempts = await session.scalars(
+                select(AttemptRow).where(AttemptRow.task_id == task_id).order_by(AttemptRow.number)
+            )
+            decisions = await session.scalars(
+                select(DecisionRow).where(DecisionRow.task_id == task_id).order_by(DecisionRow.id)
+            )
+            rewards = await session.scalars(
+                select(RewardRow).where(RewardRow.task_id == task_id).order_by(RewardRow.id)
+            )
+            return TaskDetail(
+                **_task_out(row).model_dump(),
+                attempts=[Attempt.model_validate(a) for a in attempts],
+                decisions=[Decision.model_validate(d) for d in decisions],
+                rewards=[Reward.model_validate(r) for r in rewards],
+            )
+
+    async def list_tasks(self, filters: TaskFilters, *, limit: int = 50, cursor: str | None = None) -> TaskPage:
+        """Tasks newest first, filtered, one page at a time (pass `next_cursor` back for the next)."""
+        query = select(TaskRow).where(TaskRow.tenant_id == current_tenant())
+        if filters.status:
+            query = query.where(TaskRow.status.in_(filters.status))
+        if filters.agent_id:
+            query = query.where(TaskRow.agent_id == filters.agent_id)
+        if filters.priority_min is not None:
+            query = query.where(TaskRow.priority >= filters.priority_min)
+        if filters.priority_max is not None:
+            query = query.where(TaskRow.priority <= filters.priority_max)
+        if filters.created_after:
+            query = query.where(TaskRow.created_at >= filters.created_after)
+        if filters.created_before:
+            query = query.where(TaskRow.created_at < filters.created_before)
+        if filters.text:
+            escaped = filters.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(TaskRow.description.ilike(f"%{escaped}%", escape="\\"))
+        if cursor:
+            created, task_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(TaskRow.created_at < created, and_(TaskRow.created_at == created, TaskRow.id < task_id))
+            )
+        query = query.order_by(TaskRow.created_at.desc(), TaskRow.id.desc()).limit(limit + 1)
+        async with self.db.session() as session:
+            rows = list(await session.scalars(query))
+        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        return TaskPage(items=[_task_out(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+    async def q_table(self) -> QTable:
+        """The seed policy's Q-values by state."""
+        state = self.policy.state()
+        table = state.get("q", {})
+        return QTable(
+            states=sorted(table),
+            total_entries=sum(len(v) for v in table.values()),
+            q_table=table,
+            policy=PolicyRef(name=self.policy.name, version=self.policy.version),
+        )
+
+    # -- changes after intake --------------------------------------------------------------------------
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a task that has not finished; a running attempt is abandoned."""
+        async with self.db.session() as session:
+            row = await self._task_row(session, task_id)
+            if row.status in FINISHED:
+                raise Conflict(f"Task '{task_id}' is already {row.status}.", code="task_finished")
+            row.status, row.finished_at, row.lease_until = "cancelled", utcnow(), None
+            task = _task_out(row)
+        await self._publish("task.cancelled", task_id)
+        return task
+
+    async def feedback(self, task_id: str, body: FeedbackRequest) -> FeedbackResponse:
+        """A person's score for a finished task: stored, and the policy learns from it."""
+        async with self.db.session() as session:
+            row = await self._task_row(session, task_id)
+            if row.status not in ("succeeded", "failed"):
+                raise Conflict(f"Task '{task_id}' is {row.status}; feedback needs a finished task.", code="task_not_finished")
+            decision = await self._latest_decision(session, task_id)
+            reward = feedback_reward(body.score)
+            session.add(
+                RewardRow(
+                    tenant_id=row.tenant_id,
+                    task_id=task_id,
+                    decision_id=decision.id if decision else None,
+                    agent_id=row.agent_id,
+                    source="feedback",
+                    score=body.score,
+                    reward=reward,
+                    comment=body.comment,
+                )
+            )
+            agent_id = row.agent_id
+        await self._publish("feedback.received", task_id, agent_id=agent_id, score=body.score)
+        if decision is not None:
+            await self._learn(decision, agent_id, reward)
+        return FeedbackResponse(
+            task_id=task_id,
+            agent_id=agent_id,
+            reward=reward,
+            policy=PolicyRef(name=self.policy.name, version=self.policy.version),
+        )
+
+    # -- the learning loop -----------------------------------------------------------------------------
+
+    async def record_outcome(self, task_id: str, *, success: bool, latency_s: float) -> float:
+        """Turn an attempt's outcome into a reward, store it and update the policy."""
+        reward = outcome_reward(success=success, latency_s=latency_s, latency_target_s=self.settings.latency_target_s)
+        async with self.db.session() as session:
+            row = await self._task_row(session, task_id)
+            decision = await self._latest_decision(session, task_id)
+            session.add(
+                RewardRow(
+                    tenant_id=row.tenant_id,
+                    task_id=task_id,
+                    decision_id=decision.id if decision else None,
+                    agent_id=row.agent_id,
+                    source="outcome",
+                    reward=reward,
+                )
+            )
+        if decision is not None:
+            await self._learn(decision, row.agent_id, reward)
+        return reward
+
+    async def _learn(self, decision: DecisionRow, agent_id: str, reward: float) -> None:
+        if decision.policy not in (self.policy.name, "explicit", "review"):
+            return  # logged by another policy: kept for offline evaluation only
+        async with self._policy_lock:
+            self.policy.update(state=decision.state, agent_id=agent_id, reward=reward, features=decision.features)
+            await self.save_policy()
+        await self._publish("policy.updated", decision.task_id, agent_id=agent_id, reward=reward, version=self.policy.version)
+
+    async def load_policy(self) -> None:
+        """Restore the policy's learned state saved by an earlier run."""
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(PolicyStateRow).where(
+                    PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == self.policy.name
+                )
+            )
+        if row is not None:
+            self.policy.load(row.state)
+            log.info("policy_restored", policy=self.policy.name, version=self.policy.version)
+
+    async def save_policy(self) -> None:
+        """Persist the policy's state (upsert)."""
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(PolicyStateRow).where(
+                    PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == self.policy.name
+                )
+            )
+            if row is None:
+                row = PolicyStateRow(tenant_id=current_tenant(), name=self.policy.name)
+                session.add(row)
+            row.version, row.state = self.policy.version, self.policy.state()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    async def _dispatch(self, task_id: str) -> None:
+        if self.dispatch is not None:
+            await self.dispatch(task_id)
+
+    async def _publish(self, event_type: str, task_id: str, **data: Any) -> None:
+        await self.bus.publish(
+            Event(type=event_type, source="orchestrator", tenant_id=current_tenant(), data={"task_id": task_id, **data})
+        )
+
+    async def _idempotent_replay(self, key: str, request_hash: str) -> AssignTaskResponse | None:
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(TaskRow).where(TaskRow.tenant_id == current_tenant(), TaskRow.idempotency_key == key)
+            )
+        if row is None:
+            return None
+        if row.request_hash != request_hash:
+            raise Conflict(
+                "This idempotency key was used with a different request.",
+                code="idempotency_conflict",
+                details={"task_id": row.id},
+            )
+        return AssignTaskResponse.model_validate(row.assignment)
+
+    async def _active_agent(self, agent_id: str) -> Agent:
+        agent = await self.agents.get(agent_id)
+        if agent.status != "active":
+            raise Conflict(f"Agent '{agent_id}' is {agent.status} and cannot be assigned.", code="agent_not_active")
+        return agent
+
+    @staticmethod
+    def _candidate(agent: Agent, description: str) -> Candidate:
+        return Candidate(agent_id=agent.id, capability=capability_score(agent, description).score)
+
+    async def _candidates(self, description: str, required: list[str]) -> list[tuple[Candidate, Agent]]:
+        agents = [a for a in await self.agents.list(status="active") if has_capabilities(a, required)]
+        if not agents:
+            raise Invalid(
+                "No active agent has the required capabilities.",
+                code="no_eligible_agent",
+                details={"required_capabilities": required},
+            )
+        return [(self._candidate(a, description), a) for a in agents]
+
+    def _warnings(self, request: AssignTaskRequest, confidence: float) -> list[str]:
+        warnings = []
+        if request.priority >= 8 and confidence < 0.75:
+            warnings.append(f"High priority ({request.priority}) with moderate confidence {confidence:.2f}.")
+        if request.working_directory and not request.working_directory.startswith("/"):
+            warnings.append("working_directory should be an absolute path.")
+        if request.target_environment and request.target_environment not in KNOWN_ENVIRONMENTS:
+            warnings.append(f"Unknown target_environment '{request.target_environment}'.")
+        return warnings
+
+    def _decision_row(self, task_id: str, policy_name: str, choice: Choice) -> DecisionRow:
+        return DecisionRow(
+            tenant_id=current_tenant(),
+            task_id=task_id,
+            policy=policy_name,
+            policy_version=self.policy.version,
+            state=choice.state,
+            features=choice.features,
+            candidates=choice.scores,
+            chosen_agent=choice.agent_id,
+            probability=choice.probability,
+            confidence=choice.confidence,
+        )
+
+    async def _task_row(self, session: AsyncSession, task_id: str) -> TaskRow:
+        row = await session.get(TaskRow, task_id)
+        if row is None or row.tenant_id != current_tenant():
+            raise NotFound(f"Unknown task '{task_id}'.", code="task_not_found")
+        return row
+
+    async def _latest_decision(self, session: AsyncSession, task_id: str) -> DecisionRow | None:
+        return await session.scalar(
+            select(DecisionRow).where(DecisionRow.task_id == task_id).order_by(DecisionRow.id.desc()).limit(1)
+        )
+
+    # -- used by the worker ----------------------------------------------------------------------------
+
+    async def claim(self, task_id: str) -> TaskRow | None:
+        """Atomically move an assigned/queued task to running; None if someone else has it or it ended."""
+        now = utcnow()
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(TaskRow)
+                .where(TaskRow.id == task_id, TaskRow.status.in_(("assigned", "queued")))
+                .values(
+                    status="running",
+                    attempts_count=TaskRow.attempts_count + 1,
+                    lease_until=now + timedelta(seconds=self.settings.lease_s),
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            return await session.get(TaskRow, task_id)
+
+    async def recoverable(self, *, sole_worker: bool) -> list[str]:
+        """Tasks to (re)queue: waiting ones, and running ones whose worker died. A sole worker (one
+        process) knows every running task is orphaned at start-up; otherwise a running task is orphaned
+        when its lease has run out."""
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = await session.scalars(select(TaskRow).where(TaskRow.status.in_(("assigned", "queued", "running"))))
+            ids = []
+            for row in rows:
+                if row.status == "running":
+                    if not sole_worker and row.lease_until and row.lease_until > now:
+                        continue
+                    row.status, row.lease_until = "queued", None
+                ids.append(row.id)
+        return ids
