@@ -6,6 +6,7 @@ Only this module (and the CLI that calls it) knows every service.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class Platform:
     callers: list[ServiceCaller] = field(default_factory=list)
     migrate: bool = True
     queue_running: bool = False
+    jobs: set[asyncio.Task] = field(default_factory=set)
 
     async def start(self) -> None:
         """Migrate, seed, restore learned state, start the queue and requeue unfinished work."""
@@ -87,7 +89,11 @@ class Platform:
                 await self.execution.enqueue(execution_id)
 
     async def stop(self) -> None:
+        """Stop jobs in flight (their tasks stay `running` and are requeued at the next start)."""
         self.queue_running = False
+        for job in list(self.jobs):
+            job.cancel()
+        await asyncio.gather(*self.jobs, return_exceptions=True)
         await self.broker.shutdown()
         for caller in self.callers:
             await caller.close()
@@ -119,11 +125,19 @@ def _caller(settings: Settings, name: str, urls: Iterable[str]) -> ServiceCaller
     )
 
 
-def _queue(broker: Any, name: str, handler: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
-    """Register `handler` as the taskiq task `name`; return the function that enqueues one job."""
+def _queue(
+    broker: Any, name: str, handler: Callable[[str], Awaitable[None]], jobs: set[asyncio.Task]
+) -> Callable[[str], Awaitable[None]]:
+    """Register `handler` as the taskiq task `name`; return the function that enqueues one job.
+    Jobs running in this process are tracked in `jobs` so that shutdown can stop them."""
 
     async def job(record_id: str) -> None:
-        await handler(record_id)
+        current = asyncio.current_task()
+        jobs.add(current)
+        try:
+            await handler(record_id)
+        finally:
+            jobs.discard(current)
 
     task = broker.register_task(job, task_name=name)
 
@@ -205,7 +219,7 @@ def build_platform(
         if router is None and settings.orchestrator_url:
             router = OrchestratorClient(remote("orchestrator", settings.orchestrator_url))
         platform.execution = ExecutionService(settings=settings, db=db, agents=agents, models=models, router=router)
-        platform.execution.enqueue = _queue(broker, "execution.run", platform.execution.run_queued)
+        platform.execution.enqueue = _queue(broker, "execution.run", platform.execution.run_queued, platform.jobs)
 
     if platform.orchestrator is not None:
         if platform.execution is not None:
@@ -217,7 +231,7 @@ def build_platform(
             callers.append(caller)
             executor = ExecutionClient(caller)
         platform.worker = TaskWorker(platform.orchestrator, executor, bus)
-        enqueue_task = _queue(broker, "orchestrator.run_task", platform.worker.run)
+        enqueue_task = _queue(broker, "orchestrator.run_task", platform.worker.run, platform.jobs)
         platform.orchestrator.dispatch = enqueue_task
         platform.worker.enqueue = enqueue_task
     return platform

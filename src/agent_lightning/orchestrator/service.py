@@ -360,8 +360,7 @@ class OrchestratorService:
             )
             agent_id = row.agent_id
         await self._publish("feedback.received", task_id, agent_id=agent_id, score=body.score)
-        if decision is not None:
-            await self._learn(decision, agent_id, reward)
+        await self.learn(decision, agent_id, reward)
         return FeedbackResponse(
             task_id=task_id,
             agent_id=agent_id,
@@ -371,27 +370,29 @@ class OrchestratorService:
 
     # -- the learning loop -----------------------------------------------------------------------------
 
-    async def record_outcome(self, task_id: str, *, success: bool, latency_s: float) -> float:
-        """Turn an attempt's outcome into a reward, store it and update the policy."""
+    async def add_outcome_reward(
+        self, session: AsyncSession, row: TaskRow, *, success: bool, latency_s: float
+    ) -> tuple[DecisionRow | None, float]:
+        """Store the reward of an attempt's outcome in the caller's transaction (the one that finishes
+        the task, so a finished task always has its reward). Call `learn` after the commit."""
         reward = outcome_reward(success=success, latency_s=latency_s, latency_target_s=self.settings.latency_target_s)
-        async with self.db.session() as session:
-            row = await self._task_row(session, task_id)
-            decision = await self._latest_decision(session, task_id)
-            session.add(
-                RewardRow(
-                    tenant_id=row.tenant_id,
-                    task_id=task_id,
-                    decision_id=decision.id if decision else None,
-                    agent_id=row.agent_id,
-                    source="outcome",
-                    reward=reward,
-                )
+        decision = await self._latest_decision(session, row.id)
+        session.add(
+            RewardRow(
+                tenant_id=row.tenant_id,
+                task_id=row.id,
+                decision_id=decision.id if decision else None,
+                agent_id=row.agent_id,
+                source="outcome",
+                reward=reward,
             )
-        if decision is not None:
-            await self._learn(decision, row.agent_id, reward)
-        return reward
+        )
+        return decision, reward
 
-    async def _learn(self, decision: DecisionRow, agent_id: str, reward: float) -> None:
+    async def learn(self, decision: DecisionRow | None, agent_id: str, reward: float) -> None:
+        """Update the policy with a reward for a logged decision, and persist its new state."""
+        if decision is None:
+            return
         if decision.policy not in (self.policy.name, "explicit", "review"):
             return  # logged by another policy: kept for offline evaluation only
         async with self._policy_lock:
@@ -533,11 +534,18 @@ class OrchestratorService:
         now = utcnow()
         async with self.db.session() as session:
             rows = await session.scalars(select(TaskRow).where(TaskRow.status.in_(("assigned", "queued", "running"))))
-            ids = []
+            ids, orphaned = [], []
             for row in rows:
                 if row.status == "running":
                     if not sole_worker and row.lease_until and row.lease_until > now:
                         continue
                     row.status, row.lease_until = "queued", None
+                    orphaned.append(row.id)
                 ids.append(row.id)
+            if orphaned:
+                await session.execute(
+                    update(AttemptRow)
+                    .where(AttemptRow.task_id.in_(orphaned), AttemptRow.status == "running")
+                    .values(status="failed", finished_at=now, error="abandoned: the worker stopped")
+                )
         return ids

@@ -115,10 +115,11 @@ class TaskWorker:
                 .where(TaskRow.id == row.id, TaskRow.status == "running")
                 .values(status="succeeded", result=result.response, error=None, finished_at=now, lease_until=None, updated_at=now)
             )
-        if done.rowcount != 1:
-            return  # cancelled meanwhile: the answer is kept on the attempt only
+            if done.rowcount != 1:
+                return  # cancelled meanwhile: the answer is kept on the attempt only
+            decision, reward = await self.orchestrator.add_outcome_reward(session, row, success=True, latency_s=seconds)
         await self._publish("task.succeeded", row, agent_id=row.agent_id, latency_ms=round(seconds * 1000, 1))
-        await self.orchestrator.record_outcome(row.id, success=True, latency_s=seconds)
+        await self.orchestrator.learn(decision, row.agent_id, reward)
 
     async def _failed(self, row: TaskRow, attempt: AttemptRow, failure: _AttemptFailed, seconds: float) -> None:
         now = utcnow()
@@ -140,8 +141,11 @@ class TaskWorker:
                     updated_at=now,
                 )
             )
-        if done.rowcount != 1:
-            return
+            if done.rowcount != 1:
+                return
+            decision = reward = None
+            if not retry and failure.agent_fault:
+                decision, reward = await self.orchestrator.add_outcome_reward(session, row, success=False, latency_s=seconds)
         log.warning("attempt_failed", task_id=row.id, attempt=attempt.number, error=str(failure), retry=retry)
         if retry:
             delay = backoff_delay(row.attempts_count - 1, self.settings.retry_backoff_s, rng=self._rng)
@@ -150,8 +154,8 @@ class TaskWorker:
                 await self.enqueue(row.id)
             return
         await self._publish("task.failed", row, agent_id=row.agent_id, error=str(failure))
-        if failure.agent_fault:
-            await self.orchestrator.record_outcome(row.id, success=False, latency_s=seconds)
+        if reward is not None:
+            await self.orchestrator.learn(decision, row.agent_id, reward)
 
     async def _on_cancelled(self, event: Event) -> None:
         call = self._running.get(event.data.get("task_id", ""))

@@ -1,0 +1,46 @@
+"""State survives a restart: tasks, learned Q-values, and work left running by a dead process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from agent_lightning.core.db import utcnow
+from agent_lightning.orchestrator.tables import TaskRow
+
+from conftest import running_app, wait_for_status
+
+
+async def test_tasks_and_q_values_survive_a_restart(settings, provider):
+    async with running_app(settings, provider) as client:
+        task_id = (await client.post("/assign-task", json={"description": "Deploy the API with docker"})).json()["task_id"]
+        await wait_for_status(client, task_id)
+        await client.post(f"/tasks/{task_id}/feedback", json={"score": 10})
+        q_before = (await client.get("/q-table")).json()
+    assert q_before["policy"]["version"] == 2
+
+    async with running_app(settings, provider) as client:
+        task = (await client.get(f"/tasks/{task_id}")).json()
+        assert task["status"] == "succeeded" and len(task["rewards"]) == 2
+        assert (await client.get("/q-table")).json() == q_before
+        agents = (await client.get("/api/v2/agents")).json()["items"]
+        assert len(agents) == 8, "the fleet is not seeded twice"
+
+
+async def test_a_task_left_running_by_a_dead_process_is_requeued_at_start_up(settings, provider):
+    provider.delay_s = 30
+    async with running_app(settings, provider) as client:
+        task_id = (await client.post("/assign-task", json={"description": "Deploy the API with docker"})).json()["task_id"]
+        await wait_for_status(client, task_id, {"running"})
+        db = client.app.state.platform.db
+        # Simulate the process dying mid-attempt: the row stays `running` with a live lease.
+        async with db.session() as session:
+            await session.execute(update(TaskRow).where(TaskRow.id == task_id).values(lease_until=utcnow() + timedelta(hours=1)))
+        client.app.state.platform.worker._running.clear()
+
+    provider.delay_s = 0
+    async with running_app(settings, provider) as client:
+        task = await wait_for_status(client, task_id)
+        assert task["status"] == "succeeded"
+        assert len(task["attempts"]) == 2
