@@ -1,0 +1,112 @@
+"""Split mode with real processes: the orchestrator reaches execution replicas over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent_lightning.core.db import Database
+
+pytestmark = pytest.mark.slow
+LAUNCHER = Path(__file__).with_name("split_server.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, services: str, port: int, **env: str) -> str:
+        environ = {**os.environ, "ALP_DATABASE_URL": self.database_url, "ALP_LOG_LEVEL": "WARNING",
+                   "ALP_RETRY_BACKOFF_S": "0.05", "ALP_HTTP_RETRIES": "2", **env}
+        self.processes[name] = subprocess.Popen([sys.executable, str(LAUNCHER), services, str(port)], env=environ)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{name} did not start")
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+
+@pytest.fixture
+async def cluster(database_url):
+    db = Database(database_url)
+    await db.upgrade()
+    await db.close()
+    c = Cluster(database_url)
+    yield c
+    c.stop_all()
+
+
+def wait_done(url: str, task_id: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = httpx.get(f"{url}/tasks/{task_id}").json()
+        if task["status"] in ("succeeded", "failed", "cancelled"):
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"{task_id} is still {task['status']}")
+
+
+def test_tasks_complete_when_one_execution_replica_is_down(cluster):
+    a = cluster.start("exec-a", "execution", free_port())
+    b = cluster.start("exec-b", "execution", free_port())
+    orchestrator = cluster.start(
+        "orchestrator", "orchestrator", free_port(), ALP_EXECUTION_URLS=f"{a},{b}", ALP_AGENTS_URL=a
+    )
+    first = httpx.post(f"{orchestrator}/assign-task", json={"description": "Deploy with docker"}).json()
+    assert wait_done(orchestrator, first["task_id"])["status"] == "succeeded"
+    both_up = httpx.get(f"{a}/_hits").json().get("/api/v2/agents/execute", 0) + httpx.get(f"{b}/_hits").json().get("/api/v2/agents/execute", 0)
+    assert both_up == 1
+
+    cluster.stop("exec-b")
+    ids = [httpx.post(f"{orchestrator}/assign-task", json={"description": f"Deploy service {i} with docker"}).json()["task_id"]
+           for i in range(6)]
+    tasks = [wait_done(orchestrator, task_id) for task_id in ids]
+    assert [t["status"] for t in tasks] == ["succeeded"] * 6
+    assert all(len(t["attempts"]) == 1 for t in tasks), "the replica switch happens inside one attempt"
+    assert httpx.get(f"{a}/_hits").json()["/api/v2/agents/execute"] >= 6
+
+
+def test_the_fallback_endpoint_is_used_when_v2_fails(cluster):
+    a = cluster.start("exec-a", "execution", free_port(), BREAK_V2="1")
+    orchestrator = cluster.start("orchestrator", "orchestrator", free_port(), ALP_EXECUTION_URLS=a, ALP_AGENTS_URL=a)
+    task_id = httpx.post(f"{orchestrator}/assign-task", json={"description": "Deploy with docker"}).json()["task_id"]
+    task = wait_done(orchestrator, task_id)
+    assert task["status"] == "succeeded" and task["result"].startswith("answer to: Deploy with docker")
+    hits = httpx.get(f"{a}/_hits").json()
+    assert hits["/api/v2/agents/execute"] >= 1 and hits["/agents/execute"] >= 1
+
+
+def test_execution_routes_through_the_remote_orchestrator(cluster):
+    orch_port, exec_port = free_port(), free_port()
+    a_url = f"http://127.0.0.1:{exec_port}"
+    orchestrator = cluster.start("orchestrator", "orchestrator", orch_port, ALP_EXECUTION_URLS=a_url, ALP_AGENTS_URL=a_url)
+    a = cluster.start("exec-a", "execution", exec_port, ALP_ORCHESTRATOR_URL=orchestrator)
+    body = httpx.post(f"{a}/api/v2/agents/execute", json={"task": "Audit authentication for XSS vulnerabilities"}, timeout=10).json()
+    assert body["result"]["agent"] == "security_expert"
