@@ -160,13 +160,17 @@ class AgentService:
         return await self.get(agent_id)
 
     async def seed(self, fleet: list[AgentCreate]) -> int:
-        """Create the agents of `fleet` that do not exist yet; return how many were created."""
+        """Create the agents of `fleet` that do not exist yet; return how many were created.
+        Safe when several processes seed the same database at once."""
         existing = {agent.id for agent in await self.list()}
         created = 0
         for agent in fleet:
             if agent.id not in existing:
-                await self.create(agent)
-                created += 1
+                try:
+                    await self.create(agent)
+                    created += 1
+                except Conflict:
+                    pass  # another process created it first
         return created
 
     # -- helpers -------------------------------------------------------------------------------------
