@@ -100,7 +100,7 @@ class Database:
                 raise
 
     async def upgrade(self) -> None:
-        """Apply Alembic migrations up to head."""
+        """Apply Alembic migrations up to every head (services add their own branches off 0001)."""
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
 
@@ -131,4 +131,4 @@ def alembic_config() -> Config:
 def _upgrade(connection: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
