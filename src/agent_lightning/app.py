@@ -95,6 +95,8 @@ class Platform:
             job.cancel()
         await asyncio.gather(*self.jobs, return_exceptions=True)
         await self.broker.shutdown()
+        if self.model_service is not None:
+            await self.model_service.close()
         for caller in self.callers:
             await caller.close()
         await self.db.close()
@@ -176,7 +178,7 @@ def build_platform(
     # Models: in-process when this process serves it or nobody else does.
     model_svc = None
     if "models" in local or not settings.models_url:
-        model_svc = model_service or build_model_service(settings)
+        model_svc = model_service or build_model_service(settings, db)
         models: ModelGateway = model_svc
     else:
         from agent_lightning.models.client import ModelsClient

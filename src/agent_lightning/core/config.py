@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     local_threads: int = 2
     local_context: int = 2048
     local_concurrency: int = 1
+    local_extra_buffers: bool = Field(
+        default=False, description="llama.cpp weight repacking (AMX); crashes in some sandboxes, so off."
+    )
+    local_flash_attn: bool = Field(
+        default=True, description="llama.cpp flash attention; the batched path without it garbles prompts here."
+    )
     # Model gateway (see README "Model service"). Keys are read from ALP_* or the providers' usual names.
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ALP_OPENAI_API_KEY", "OPENAI_API_KEY")

@@ -1,0 +1,644 @@
+"""The model service: a registry of aliases, each served by one or more deployments on providers, and
+inference through them with fallback, retries, cooldown, an optional cache and usage accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import select, update
+
+from agent_lightning.core.config import Settings
+from agent_lightning.core.db import Database, utcnow
+from agent_lightning.core.errors import AppError, Conflict, Invalid, NotFound, Unavailable
+from agent_lightning.core.logging import get_logger
+from agent_lightning.models.cache import ResponseCache, cache_key
+from agent_lightning.models.embeddings import MODEL_NAME as EMBEDDING_MODEL
+from agent_lightning.models.embeddings import LocalEmbedder
+from agent_lightning.models.providers import (
+    AnthropicProvider,
+    EmbeddingProvider,
+    LocalLlamaProvider,
+    OpenAIProvider,
+    Provider,
+    StreamingProvider,
+)
+from agent_lightning.models.routing import Cooldowns, Router, Target
+from agent_lightning.models.schemas import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    ComponentHealth,
+    Deployment,
+    DeploymentHealth,
+    EmbeddingRequest,
+    EmbeddingResult,
+    ModelCreate,
+    ModelInfo,
+    ModelStats,
+    ModelUpdate,
+)
+from agent_lightning.models.tables import ModelRow
+from agent_lightning.models.usage import Usage, UsageRecorder, cost_of, price_of
+
+log = get_logger(__name__)
+
+KINDS = ("local", "openai", "anthropic", "openai-compatible")
+PARAM_FIELDS = ("temperature", "max_tokens", "top_p", "stop")
+
+
+class ModelService:
+    """Resolves a model alias to its deployments and calls them, in order, until one answers."""
+
+    def __init__(
+        self,
+        default_model: str = "local",
+        *,
+        settings: Settings | None = None,
+        db: Database | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.default_model = default_model
+        self.db = db
+        self.embedder: LocalEmbedder | None = None
+        self._providers: dict[str, Provider] = {}
+        self._owned: dict[str, Provider] = {}  # providers built here from deployments (closed on close())
+        self._aliases: dict[str, ModelInfo] = {}
+        s = self.settings
+        self.cooldowns = Cooldowns(s.model_cooldown_failures, s.model_cooldown_s)
+        self.router = Router(self.cooldowns, retries=s.model_retries, backoff_s=s.model_retry_backoff_s, timeout_s=s.model_timeout_s)
+        self.usage = UsageRecorder(db, flush_s=s.usage_flush_s, default_tenant=s.tenant_id)
+        self.cache = ResponseCache(s.model_cache_size, s.model_cache_ttl_s) if s.model_cache else None
+        self._loaded = db is None
+        self._load_lock = asyncio.Lock()
+
+    # --- registry -------------------------------------------------------------------------------------
+
+    def register_provider(self, provider: Provider) -> None:
+        """Make a provider available under its name."""
+        self._providers[provider.name] = provider
+
+    def register_alias(
+        self, alias: str, provider: str, provider_model: str, *, kind: str = "chat", **extra: Any
+    ) -> ModelInfo:
+        """Map an alias (what agents name) to a provider's model, in memory (built-in aliases)."""
+        info = ModelInfo(
+            id=alias,
+            provider=provider,
+            provider_model=provider_model,
+            kind=kind,
+            deployments=[Deployment(provider=provider, model=provider_model)],
+            is_default=alias == self.default_model,
+            **extra,
+        )
+        self._aliases[alias] = info
+        return info
+
+    def register_model(self, spec: ModelCreate) -> ModelInfo:
+        """Register an alias with its deployments in memory (from the models file)."""
+        self._validate(spec.deployments, spec.fallbacks, spec.kind, spec.id)
+        info = _info(spec.id, spec.kind, spec.status, 1, spec.description, spec.deployments, spec.fallbacks, spec.params)
+        info.is_default = spec.id == self.default_model
+        self._aliases[spec.id] = info
+        return info
+
+    async def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        async with self._load_lock:
+            if self._loaded or self.db is None:
+                return
+            async with self.db.session() as session:
+                rows = (await session.execute(select(ModelRow))).scalars().all()
+            for row in rows:
+                self._aliases[row.id] = _row_info(row)
+                if row.is_default:
+                    self.default_model = row.id
+            self._mark_default()
+            self._loaded = True
+
+    def _mark_default(self) -> None:
+        for alias, info in self._aliases.items():
+            info.is_default = alias == self.default_model
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Every registered alias."""
+        await self._ensure_loaded()
+        return list(self._aliases.values())
+
+    async def get_model(self, alias: str) -> ModelInfo:
+        """One alias, or NotFound."""
+        await self._ensure_loaded()
+        info = self._aliases.get(alias)
+        if info is None:
+            raise NotFound(f"The model '{alias}' does not exist.", code="model_not_found")
+        return info
+
+    async def create_model(self, spec: ModelCreate) -> ModelInfo:
+        """Register a new alias and store it."""
+        await self._ensure_loaded()
+        if spec.id in self._aliases:
+            raise Conflict(f"The model '{spec.id}' already exists.", code="model_exists")
+        self._validate(spec.deployments, spec.fallbacks, spec.kind, spec.id)
+        now = utcnow()
+        info = _info(spec.id, spec.kind, spec.status, 1, spec.description, spec.deployments, spec.fallbacks, spec.params)
+        info.created_at = info.updated_at = now
+        await self._store(info, new=True)
+        self._aliases[spec.id] = info
+        return info
+
+    async def update_model(self, alias: str, change: ModelUpdate) -> ModelInfo:
+        """Change an alias; agents naming it use the new deployments from their next request on."""
+        current = await self.get_model(alias)
+        data = change.model_dump(exclude_unset=True)
+        deployments = change.deployments if change.deployments is not None else current.deployments
+        fallbacks = change.fallbacks if change.fallbacks is not None else current.fallbacks
+        self._validate(deployments, fallbacks, current.kind, alias)
+        versioned = any(key in data for key in ("deployments", "params"))
+        info = _info(
+            alias,
+            current.kind,
+            data.get("status", current.status),
+            current.version + (1 if versioned else 0),
+            data.get("description", current.description),
+            deployments,
+            fallbacks,
+            change.params if change.params is not None else current.params,
+        )
+        info.created_at, info.updated_at, info.is_default = current.created_at, utcnow(), current.is_default
+        if alias == self.default_model and info.status == "disabled":
+            raise Conflict("The default model cannot be disabled; choose another default first.", code="model_is_default")
+        await self._store(info, new=current.created_at is None)
+        self._aliases[alias] = info
+        return info
+
+    async def set_default(self, alias: str) -> ModelInfo:
+        """Make `alias` the default model (stored, so it survives a restart)."""
+        info = await self.get_model(alias)
+        if info.kind != "chat" or info.status != "active":
+            raise Conflict(f"The model '{alias}' cannot be the default (it must be an active chat model).", code="model_not_eligible")
+        if self.db is not None:
+            if info.created_at is None:
+                info.created_at = info.updated_at = utcnow()
+                await self._store(info, new=True)
+            async with self.db.session() as session:
+                await session.execute(update(ModelRow).values(is_default=False))
+                await session.execute(update(ModelRow).where(ModelRow.id == alias).values(is_default=True))
+        self.default_model = alias
+        self._mark_default()
+        return info
+
+    async def _store(self, info: ModelInfo, *, new: bool) -> None:
+        if self.db is None:
+            return
+        values = {
+            "kind": info.kind,
+            "status": info.status,
+            "version": info.version,
+            "description": info.description,
+            "deployments": [_stored_deployment(d) for d in info.deployments],
+            "fallbacks": info.fallbacks,
+            "params": info.params,
+            "is_default": info.is_default,
+            "updated_at": info.updated_at or utcnow(),
+        }
+        async with self.db.session() as session:
+            if new:
+                session.add(ModelRow(id=info.id, created_at=info.created_at or utcnow(), **values))
+            else:
+                await session.execute(update(ModelRow).where(ModelRow.id == info.id).values(**values))
+
+    def _validate(self, deployments: list[Deployment], fallbacks: list[str], kind: str, alias: str) -> None:
+        for deployment in deployments:
+            if deployment.provider not in KINDS and deployment.provider not in self._providers:
+                raise Invalid(f"Unknown provider '{deployment.provider}'.", code="unknown_provider")
+            if deployment.provider == "openai-compatible" and not deployment.base_url:
+                raise Invalid("An openai-compatible deployment needs a base_url.", code="base_url_required")
+            if kind == "embedding" and deployment.provider == "anthropic":
+                raise Invalid("Anthropic has no embeddings API.", code="embeddings_unsupported")
+        for fallback in fallbacks:
+            if fallback == alias:
+                raise Invalid("A model cannot fall back to itself.", code="fallback_cycle")
+            target = self._aliases.get(fallback)
+            if target is None:
+                raise Invalid(f"Unknown fallback model '{fallback}'.", code="unknown_fallback")
+            if target.kind != kind:
+                raise Invalid(f"Fallback '{fallback}' is not a {kind} model.", code="fallback_kind_mismatch")
+
+    # --- providers and targets ------------------------------------------------------------------------
+
+    def _provider_for(self, deployment: Deployment) -> Provider | None:
+        """The provider instance that serves a deployment, built on first use for keys and base URLs."""
+        custom = deployment.base_url or deployment.api_key or deployment.api_key_env
+        if not custom and deployment.provider in self._providers:
+            return self._providers[deployment.provider]
+        key = _secret(deployment, self.settings)
+        cache_id = json.dumps([deployment.provider, deployment.base_url, key], default=str)
+        provider = self._owned.get(cache_id)
+        if provider is not None:
+            return provider
+        s = self.settings
+        timeout = deployment.timeout_s or s.model_timeout_s
+        if deployment.provider == "anthropic":
+            provider = AnthropicProvider("anthropic", deployment.base_url or s.anthropic_base_url, key, timeout_s=timeout)
+        elif deployment.provider in ("openai", "openai-compatible"):
+            provider = OpenAIProvider(
+                deployment.provider,
+                deployment.base_url or s.openai_base_url,
+                key,
+                timeout_s=timeout,
+                requires_key=deployment.provider == "openai",
+            )
+        else:
+            return None
+        self._owned[cache_id] = provider
+        return provider
+
+    def _chain(self, alias: str) -> list[ModelInfo]:
+        """The alias and its fallback aliases, breadth first, each once, active ones only."""
+        chain: list[ModelInfo] = []
+        queue, seen = [alias], set()
+        while queue:
+            name = queue.pop(0)
+            if name in seen or name not in self._aliases:
+                continue
+            seen.add(name)
+            info = self._aliases[name]
+            if info.status == "active":
+                chain.append(info)
+            queue.extend(info.fallbacks)
+        return chain
+
+    async def _targets(self, alias: str, kind: str) -> tuple[ModelInfo, list[Target]]:
+        await self._ensure_loaded()
+        info = self._aliases.get(alias)
+        if info is None:
+            raise NotFound(f"The model '{alias}' does not exist.", code="model_not_found")
+        if info.status != "active":
+            raise NotFound(f"The model '{alias}' is disabled.", code="model_disabled")
+        if info.kind != kind:
+            raise Invalid(f"The model '{alias}' is an {info.kind} model, not a {kind} model.", code="model_kind_mismatch")
+        targets: list[Target] = []
+        reasons: list[str] = []
+        for member in self._chain(alias):
+            for deployment in member.deployments:
+                provider = self._embedding_provider(deployment) if kind == "embedding" else self._provider_for(deployment)
+                if provider is None:
+                    reasons.append(f"{deployment.id}: no provider")
+                    continue
+                ok, why = provider.available()
+                if ok:
+                    targets.append(Target(member, deployment, provider))
+                else:
+                    reasons.append(why)
+        if not targets:
+            raise Unavailable(
+                f"Model '{alias}' is unavailable: {'; '.join(reasons)}.", code="model_unavailable", details=reasons
+            )
+        return info, targets
+
+    def _embedding_provider(self, deployment: Deployment) -> Any:
+        if deployment.provider == "local" and not deployment.base_url:
+            return self.embedder
+        provider = self._provider_for(deployment)
+        return provider if isinstance(provider, EmbeddingProvider) else None
+
+    # --- inference ------------------------------------------------------------------------------------
+
+    def _prepare(self, request: ChatRequest, info: ModelInfo) -> ChatRequest:
+        defaults = {k: v for k, v in info.params.items() if k in PARAM_FIELDS and k not in request.model_fields_set}
+        return request.model_copy(update=defaults) if defaults else request
+
+    @staticmethod
+    def _for_deployment(request: ChatRequest, deployment: Deployment) -> ChatRequest:
+        if deployment.max_tokens and request.max_tokens > deployment.max_tokens:
+            return request.model_copy(update={"max_tokens": deployment.max_tokens})
+        return request
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Run a chat completion on the alias's deployments, falling back in order."""
+        started = time.perf_counter()
+        try:
+            info, targets = await self._targets(request.model, "chat")
+        except AppError as exc:
+            self._record_error(request, exc, started)
+            raise
+        request = self._prepare(request, info)
+        key = cache_key(request) if self.cache is not None else None
+        if key is not None and (hit := self.cache.get(key)) is not None:
+            hit.latency_ms = (time.perf_counter() - started) * 1000
+            self.usage.record(_usage(request, hit, cached=True))
+            return hit
+
+        async def call(target: Target) -> ChatResult:
+            return await target.provider.chat(self._for_deployment(request, target.deployment), target.deployment.model)
+
+        try:
+            outcome = await self.router.run(targets, call, timeout_s=request.timeout_s)
+        except AppError as exc:
+            self._record_error(request, exc, started, attempts=len(targets))
+            raise
+        result = outcome.value
+        generation_ms = result.latency_ms
+        result.model = request.model
+        result.deployment = outcome.target.id
+        result.cost_usd = cost_of(
+            result.prompt_tokens, result.completion_tokens, price_of(outcome.target.deployment, self.settings.model_prices)
+        )
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        self.usage.record(_usage(request, result, attempts=outcome.attempts, generation_ms=generation_ms))
+        if key is not None:
+            self.cache.put(key, result)
+        return result
+
+    async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        """Start a streamed completion: routing and fallback happen until the first piece arrives, so an
+        unknown model or an exhausted chain raises here, before anything is sent to the client."""
+        started = time.perf_counter()
+        try:
+            info, targets = await self._targets(request.model, "chat")
+        except AppError as exc:
+            self._record_error(request, exc, started, stream=True)
+            raise
+        request = self._prepare(request, info)
+
+        async def open_one(target: Target) -> tuple[ChatDelta, AsyncIterator[ChatDelta]]:
+            iterator = _deltas(target.provider, self._for_deployment(request, target.deployment), target.deployment.model)
+            try:
+                first = await anext(iterator)
+            except StopAsyncIteration:
+                first = ChatDelta(finish_reason="stop")
+            return first, iterator
+
+        try:
+            outcome = await self.router.run(targets, open_one, timeout_s=request.timeout_s)
+        except AppError as exc:
+            self._record_error(request, exc, started, attempts=len(targets), stream=True)
+            raise
+        first, rest = outcome.value
+        return self._relay(request, outcome.target, outcome.attempts, first, rest, started)
+
+    async def _relay(
+        self,
+        request: ChatRequest,
+        target: Target,
+        attempts: int,
+        first: ChatDelta,
+        rest: AsyncIterator[ChatDelta],
+        started: float,
+    ) -> AsyncIterator[ChatDelta]:
+        prompt = completion = 0
+        pieces = 0
+        status, error_code = "ok", None
+        first_at = time.perf_counter()
+        deadline = started + request.timeout_s if request.timeout_s else None
+        try:
+            delta: ChatDelta | None = first
+            while delta is not None:
+                if delta.content or delta.tool_calls:
+                    pieces += 1
+                if delta.prompt_tokens is not None:
+                    prompt = delta.prompt_tokens
+                if delta.completion_tokens is not None:
+                    completion = delta.completion_tokens
+                if delta.finish_reason and not completion:
+                    completion = pieces
+                yield delta
+                try:
+                    if deadline is None:
+                        delta = await anext(rest)
+                    else:
+                        async with asyncio.timeout(max(0.001, deadline - time.perf_counter())):
+                            delta = await anext(rest)
+                except StopAsyncIteration:
+                    delta = None
+        except BaseException as exc:
+            status, error_code = "error", getattr(exc, "code", type(exc).__name__)
+            raise
+        finally:
+            cost = cost_of(prompt, completion, price_of(target.deployment, self.settings.model_prices))
+            self.usage.record(
+                Usage(
+                    model=request.model,
+                    status=status,
+                    error_code=error_code,
+                    provider=target.provider.name,
+                    provider_model=target.deployment.model,
+                    deployment=target.id,
+                    metadata=request.metadata,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    cost_usd=cost,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    generation_ms=(time.perf_counter() - first_at) * 1000,
+                    attempts=attempts,
+                    stream=True,
+                )
+            )
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embed texts with the alias's deployments (falling back in order)."""
+        started = time.perf_counter()
+        _, targets = await self._targets(request.model, "embedding")
+
+        async def call(target: Target) -> tuple[list[list[float]], int]:
+            return await target.provider.embed(request.input, target.deployment.model)
+
+        try:
+            outcome = await self.router.run(targets, call)
+        except AppError as exc:
+            self.usage.record(Usage(model=request.model, kind="embedding", status="error", error_code=exc.code, metadata=request.metadata))
+            raise
+        vectors, tokens = outcome.value
+        deployment = outcome.target.deployment
+        result = EmbeddingResult(
+            model=request.model,
+            provider=deployment.provider,
+            provider_model=deployment.model,
+            vectors=vectors,
+            prompt_tokens=tokens,
+            cost_usd=cost_of(tokens, 0, price_of(deployment, self.settings.model_prices)),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        self.usage.record(
+            Usage(
+                model=request.model,
+                kind="embedding",
+                status="ok",
+                provider=deployment.provider,
+                provider_model=deployment.model,
+                deployment=deployment.id,
+                metadata=request.metadata,
+                prompt_tokens=tokens,
+                cost_usd=result.cost_usd,
+                latency_ms=result.latency_ms,
+                attempts=outcome.attempts,
+            )
+        )
+        return result
+
+    def _record_error(self, request: ChatRequest, exc: AppError, started: float, attempts: int = 0, stream: bool = False) -> None:
+        if exc.code in ("model_not_found", "model_disabled", "model_kind_mismatch"):
+            return  # not a request to a model we serve
+        self.usage.record(
+            Usage(
+                model=request.model,
+                status="error",
+                error_code=exc.code,
+                metadata=request.metadata,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                attempts=max(1, attempts),
+                stream=stream,
+            )
+        )
+
+    # --- health and statistics ------------------------------------------------------------------------
+
+    async def stats(self, alias: str) -> ModelStats:
+        """Live statistics of an alias and the health of each of its deployments."""
+        info = await self.get_model(alias)
+        stats = self.usage.stats(alias)
+        for deployment in info.deployments:
+            provider = self._embedding_provider(deployment) if info.kind == "embedding" else self._provider_for(deployment)
+            ok, why = provider.available() if provider is not None else (False, "no provider")
+            cooling = self.cooldowns.remaining(deployment.id)
+            stats.deployments.append(
+                DeploymentHealth(
+                    deployment=deployment.id,
+                    available=ok and not cooling,
+                    detail=why,
+                    consecutive_failures=self.cooldowns.consecutive_failures(deployment.id),
+                    cooling_down_s=round(cooling, 3),
+                )
+            )
+        return stats
+
+    async def usage_summary(self, group_by: str, *, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """Recorded requests, tokens and cost grouped by task, agent, tenant or model."""
+        return await self.usage.summary(group_by, tenant_id=tenant_id)
+
+    async def ready(self) -> ComponentHealth:
+        """Whether the default model can answer."""
+        await self._ensure_loaded()
+        info = self._aliases.get(self.default_model)
+        if info is None:
+            return ComponentHealth(ok=False, detail=f"default model '{self.default_model}' is not configured")
+        try:
+            _, targets = await self._targets(info.id, info.kind)
+        except AppError as exc:
+            return ComponentHealth(ok=False, detail=exc.message)
+        ok, why = targets[0].provider.available()
+        return ComponentHealth(ok=ok, detail=why)
+
+    async def close(self) -> None:
+        """Write pending usage and close upstream connections."""
+        await self.usage.close()
+        for provider in self._owned.values():
+            await provider.close()
+        self._owned.clear()
+
+
+async def _deltas(provider: Any, request: ChatRequest, provider_model: str) -> AsyncIterator[ChatDelta]:
+    """A provider's stream, or its one-shot answer as a stream when it cannot stream."""
+    if isinstance(provider, StreamingProvider):
+        async for delta in provider.stream(request, provider_model):
+            yield delta
+        return
+    result = await provider.chat(request, provider_model)
+    if result.content or result.tool_calls:
+        calls = [{"index": i, **call} for i, call in enumerate(result.tool_calls or [])] or None
+        yield ChatDelta(content=result.content, tool_calls=calls)
+    yield ChatDelta(
+        finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens
+    )
+
+
+def _usage(request: ChatRequest, result: ChatResult, *, attempts: int = 1, generation_ms: float = 0.0, cached: bool = False) -> Usage:
+    return Usage(
+        model=request.model,
+        status="ok",
+        provider=result.provider,
+        provider_model=result.provider_model,
+        deployment=result.deployment,
+        metadata=request.metadata,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cost_usd=0.0 if cached else result.cost_usd,
+        latency_ms=result.latency_ms,
+        generation_ms=generation_ms,
+        attempts=attempts,
+        cached=cached,
+    )
+
+
+def _secret(deployment: Deployment, settings: Settings) -> str | None:
+    if deployment.api_key is not None:
+        return deployment.api_key.get_secret_value()
+    if deployment.api_key_env:
+        return os.environ.get(deployment.api_key_env)
+    if deployment.provider == "openai" and settings.openai_api_key:
+        return settings.openai_api_key.get_secret_value()
+    if deployment.provider == "anthropic" and settings.anthropic_api_key:
+        return settings.anthropic_api_key.get_secret_value()
+    return None
+
+
+def _stored_deployment(deployment: Deployment) -> dict[str, Any]:
+    data = deployment.model_dump(mode="python", exclude_none=True, exclude={"api_key"})
+    if deployment.api_key is not None:
+        data["api_key"] = deployment.api_key.get_secret_value()
+    return data
+
+
+def _info(alias, kind, status, version, description, deployments, fallbacks, params) -> ModelInfo:
+    first = deployments[0]
+    return ModelInfo(
+        id=alias,
+        provider=first.provider,
+        provider_model=first.model,
+        kind=kind,
+        status=status,
+        version=version,
+        description=description,
+        deployments=list(deployments),
+        fallbacks=list(fallbacks),
+        params=dict(params),
+    )
+
+
+def _row_info(row: ModelRow) -> ModelInfo:
+    deployments = [Deployment.model_validate(d) for d in row.deployments]
+    info = _info(row.id, row.kind, row.status, row.version, row.description, deployments, row.fallbacks, row.params)
+    info.created_at, info.updated_at, info.is_default = row.created_at, row.updated_at, row.is_default
+    return info
+
+
+def build_model_service(settings: Settings, db: Database | None = None) -> ModelService:
+    """The model service with the local chat model and local embeddings built in, plus the aliases of
+    ``ALP_MODELS_FILE``; aliases created through the API are loaded from the database on first use."""
+    service = ModelService(default_model=settings.default_model, settings=settings, db=db)
+    local = LocalLlamaProvider(
+        settings.local_model_path,
+        threads=settings.local_threads,
+        context=settings.local_context,
+        concurrency=settings.local_concurrency,
+        extra_buffers=settings.local_extra_buffers,
+        flash_attn=settings.local_flash_attn,
+    )
+    service.register_provider(local)
+    service.register_alias("local", provider="local", provider_model=local.model_name, description="SmolLM2-135M-Instruct, in-process")
+    service.embedder = LocalEmbedder(
+        settings.embedding_model_path, threads=settings.embedding_threads, batch_size=settings.embedding_batch_size
+    )
+    service.register_alias(
+        EMBEDDING_MODEL.lower(), provider="local", provider_model=EMBEDDING_MODEL, kind="embedding",
+        description="all-MiniLM-L6-v2 (384 dimensions), ONNX int8, in-process",
+    )
+    if settings.models_file:
+        for spec in json.loads(settings.models_file.read_text()):
+            service.register_model(ModelCreate.model_validate(spec))
+    return service
