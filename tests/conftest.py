@@ -3,23 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from agent_lightning.app import create_app
 from agent_lightning.core.config import Settings
-from agent_lightning.orchestrator.schemas import TaskStatus
 
-from scripted import ScriptedProvider, scripted_models
+from scripted import ScriptedProvider
+from support import running_app
 
 BACKEND = os.environ.get("ALP_TEST_DB", "sqlite")
 POSTGRES_URL = os.environ.get("ALP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -72,33 +68,7 @@ def provider() -> ScriptedProvider:
     return ScriptedProvider()
 
 
-@asynccontextmanager
-async def running_app(settings: Settings, provider: ScriptedProvider | None = None, **kwargs):
-    """The one-process platform, started, with an HTTP client talking to it in-process."""
-    models, _ = scripted_models(settings, provider)
-    app = create_app(settings, model_service=models, **kwargs)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alp") as client:
-            client.app = app
-            yield client
-
-
 @pytest.fixture
-async def client(settings: Settings, provider: ScriptedProvider) -> AsyncIterator[httpx.AsyncClient]:
+async def client(settings: Settings, provider: ScriptedProvider) -> AsyncIterator:
     async with running_app(settings, provider) as client:
         yield client
-
-
-async def wait_for_status(
-    client: httpx.AsyncClient, task_id: str, statuses: set[TaskStatus] = frozenset({"succeeded", "failed", "cancelled"}), timeout: float = 10
-) -> dict:
-    """Poll a task until it reaches one of `statuses`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        task = (await client.get(f"/tasks/{task_id}")).json()
-        if task["status"] in statuses:
-            return task
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"task {task_id} still {task['status']}")
-        await asyncio.sleep(0.02)

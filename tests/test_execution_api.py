@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import running_app, wait_for_status
+from support import running_app, wait_for_status
 
 
 async def test_execute_sync_on_both_endpoints(client, provider):

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from agent_lightning.orchestrator.tables import DecisionRow, TaskRow
 
-from conftest import wait_for_status
+from support import wait_for_status
 
 WEB_TASK = "Build a responsive landing page with HTML, CSS and a JavaScript contact form"
 

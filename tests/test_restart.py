@@ -9,7 +9,7 @@ from sqlalchemy import update
 from agent_lightning.core.db import utcnow
 from agent_lightning.orchestrator.tables import TaskRow
 
-from conftest import running_app, wait_for_status
+from support import running_app, wait_for_status
 
 
 async def test_tasks_and_q_values_survive_a_restart(settings, provider):

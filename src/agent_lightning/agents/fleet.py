@@ -28,7 +28,8 @@ DEFAULT_FLEET: list[AgentCreate] = [
         capabilities=["write_code", "debug", "review_code", "design_api", "frontend", "backend"],
         expertise=[
             "website", "web", "html", "css", "javascript", "typescript", "frontend", "backend", "api",
-            "react", "rest", "endpoint", "form", "page", "component", "fastapi", "node",
+            "react", "rest", "endpoint", "form", "page", "component", "fastapi", "node", "python",
+            "function", "code", "script", "class", "implement", "algorithm",
         ],
         weak_keywords=["penetration", "encryption", "statistics", "kubernetes"],
         tools=["code_generation", "code_review", "debugging"],

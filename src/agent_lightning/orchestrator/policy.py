@@ -61,6 +61,7 @@ class RoutingPolicy(Protocol):
 # Keyword buckets of the seed policy: the task's state is the bucket with the most hits.
 STATE_KEYWORDS: dict[str, list[str]] = {
     "web_development": ["website", "web", "html", "css", "javascript", "frontend", "backend", "react", "page", "api"],
+    "coding_task": ["code", "function", "python", "script", "class", "implement", "algorithm"],
     "data_analysis": ["data", "dataset", "statistics", "analysis", "analyze", "machine learning", "ml", "regression"],
     "security_task": ["security", "vulnerability", "audit", "encryption", "authentication", "xss", "injection", "owasp"],
     "deployment_task": ["deploy", "deployment", "docker", "kubernetes", "ci", "cd", "infrastructure", "pipeline"],
@@ -73,6 +74,7 @@ GENERAL_STATE = "general_task"
 # Seeded priors: the natural specialist of each state starts ahead; everyone else at DEFAULT_Q.
 Q_PRIORS: dict[str, dict[str, float]] = {
     "web_development": {"full_stack_developer": 0.7},
+    "coding_task": {"full_stack_developer": 0.7},
     "data_analysis": {"data_scientist": 0.7},
     "security_task": {"security_expert": 0.7},
     "deployment_task": {"devops_engineer": 0.7},
