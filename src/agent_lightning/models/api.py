@@ -16,7 +16,12 @@ from agent_lightning.core.errors import AppError
 from agent_lightning.core.http import ERROR_RESPONSES
 from agent_lightning.core.logging import get_logger
 from agent_lightning.models.openai_wire import (
+    ChatCompletion,
     ChatCompletionRequest,
+    EmbeddingList,
+    WireError,
+    WireModel,
+    WireModelList,
     ChunkWriter,
     EmbeddingsRequest,
     completion_body,
@@ -81,9 +86,15 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
 
 def openai_router(models: ModelService) -> APIRouter:
     """`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`: what any OpenAI client expects."""
-    api = APIRouter(prefix="/v1", tags=["openai-compatible"], route_class=OpenAIErrorRoute)
+    errors = {status: {"model": WireError} for status in (400, 404, 429, 503)}
+    api = APIRouter(prefix="/v1", tags=["openai-compatible"], route_class=OpenAIErrorRoute, responses=errors)
 
-    @api.post("/chat/completions", summary="Chat completion (OpenAI-compatible, streaming with SSE)")
+    @api.post(
+        "/chat/completions",
+        summary="Chat completion (OpenAI-compatible, streaming with SSE)",
+        response_model=None,
+        responses={200: {"model": ChatCompletion, "content": {"text/event-stream": {}}}},
+    )
     async def chat_completions(body: ChatCompletionRequest) -> Response:
         request = body.to_internal()
         if not body.stream:
@@ -96,7 +107,9 @@ def openai_router(models: ModelService) -> APIRouter:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @api.post("/embeddings", summary="Embeddings (OpenAI-compatible)")
+    @api.post(
+        "/embeddings", summary="Embeddings (OpenAI-compatible)", response_model=None, responses={200: {"model": EmbeddingList}}
+    )
     async def embeddings(body: EmbeddingsRequest) -> Response:
         metadata = dict(body.metadata or {})
         result = await models.embed(EmbeddingRequest(model=body.model, input=body.texts(), metadata=metadata))
@@ -108,12 +121,12 @@ def openai_router(models: ModelService) -> APIRouter:
             )
         return JSONResponse(embeddings_body(result, body.encoding_format))
 
-    @api.get("/models", summary="Models (OpenAI-compatible)")
+    @api.get("/models", summary="Models (OpenAI-compatible)", response_model=None, responses={200: {"model": WireModelList}})
     async def list_models() -> Response:
         items = [m for m in await models.list_models() if m.status == "active"]
         return JSONResponse({"object": "list", "data": [model_body(m) for m in items]})
 
-    @api.get("/models/{model:path}", summary="One model (OpenAI-compatible)")
+    @api.get("/models/{model:path}", summary="One model (OpenAI-compatible)", response_model=None, responses={200: {"model": WireModel}})
     async def get_model(model: str) -> Response:
         return JSONResponse(model_body(await models.get_model(model)))
 

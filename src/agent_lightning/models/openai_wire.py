@@ -229,3 +229,69 @@ def error_body(status: int, message: str, code: str | None, param: str | None = 
     """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
     kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# --- response shapes, for the OpenAPI document (bodies are built as dicts above for speed) ---------------
+
+
+class WireUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class WireChoice(BaseModel):
+    index: int
+    message: dict[str, Any]
+    logprobs: None = None
+    finish_reason: str
+
+
+class ChatCompletion(BaseModel):
+    """`chat.completion`; with `"stream": true` the answer is `text/event-stream` of `chat.completion.chunk`."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[WireChoice]
+    usage: WireUsage
+    system_fingerprint: str | None = None
+
+
+class WireEmbedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"]
+    data: list[WireEmbedding]
+    model: str
+    usage: WireUsage
+
+
+class WireModel(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class WireModelList(BaseModel):
+    object: Literal["list"]
+    data: list[WireModel]
+
+
+class WireErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class WireError(BaseModel):
+    """OpenAI's error body."""
+
+    error: WireErrorDetail

@@ -99,6 +99,8 @@ class Router:
                     async with asyncio.timeout(budget):
                         value = await call(target)
                 except TimeoutError:
+                    if deadline is not None and time.monotonic() >= deadline - 0.001:
+                        raise _timed_out(target, timeout_s, last) from None
                     last = ProviderError(
                         f"{target.id} did not answer within {budget:.1f} s.", code="upstream_timeout", retryable=True
                     )

@@ -242,7 +242,7 @@ class ModelService:
         if provider is not None:
             return provider
         s = self.settings
-        timeout = deployment.timeout_s or s.model_timeout_s
+        timeout = s.model_timeout_s  # per-deployment and per-request timeouts are enforced by the router
         if deployment.provider == "anthropic":
             provider = AnthropicProvider("anthropic", deployment.base_url or s.anthropic_base_url, key, timeout_s=timeout)
         elif deployment.provider in ("openai", "openai-compatible"):
