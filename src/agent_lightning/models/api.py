@@ -63,7 +63,8 @@ class OpenAIErrorRoute(APIRoute):
             except RequestValidationError as exc:
                 return _validation_error(exc)
             except AppError as exc:
-                return JSONResponse(error_body(exc.status, exc.message, exc.code, _param(exc)), status_code=exc.status)
+                status = 400 if exc.status == 422 else exc.status  # OpenAI answers invalid requests with 400
+                return JSONResponse(error_body(status, exc.message, exc.code, _param(exc)), status_code=status)
 
         return route
 

@@ -281,7 +281,7 @@ class ModelService:
         if info.status != "active":
             raise NotFound(f"The model '{alias}' is disabled.", code="model_disabled")
         if info.kind != kind:
-            raise Invalid(f"The model '{alias}' is an {info.kind} model, not a {kind} model.", code="model_kind_mismatch")
+            raise AppError(f"The model '{alias}' is not a {kind} model (it is a {info.kind} model).", code="model_kind_mismatch")
         targets: list[Target] = []
         reasons: list[str] = []
         for member in self._chain(alias):
