@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import httpx
 
 from agent_lightning.models.providers.base import ProviderError, classify_http_error
@@ -19,7 +20,7 @@ def _limits() -> httpx.Limits:
 
 def transport_error(exc: Exception) -> ProviderError:
     """A retryable `ProviderError` for an httpx transport failure."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
         return ProviderError("The upstream timed out.", status=504, code="upstream_timeout", retryable=True)
     return ProviderError(
         f"The upstream could not be reached ({type(exc).__name__}).",
@@ -31,7 +32,11 @@ def transport_error(exc: Exception) -> ProviderError:
 
 def error_from_response(response: httpx.Response, body: bytes) -> ProviderError:
     """A `ProviderError` from an upstream's error answer (OpenAI and Anthropic shapes)."""
-    message, code = f"Upstream answered {response.status_code}.", None
+    return error_from_body(response.status_code, body, response.headers.get("retry-after"))
+
+
+def error_from_body(status: int, body: bytes, retry_after: str | None) -> ProviderError:
+    message, code = f"Upstream answered {status}.", None
     try:
         error = json.loads(body).get("error")
         if isinstance(error, dict):
@@ -41,7 +46,7 @@ def error_from_response(response: httpx.Response, body: bytes) -> ProviderError:
             message = error
     except (ValueError, AttributeError):
         pass
-    return classify_http_error(response.status_code, message, code, response.headers.get("retry-after"))
+    return classify_http_error(status, message, code, retry_after)
 
 
 class OpenAIProvider:
@@ -55,7 +60,18 @@ class OpenAIProvider:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = headers
+        self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(headers=headers, timeout=timeout_s, limits=_limits())
+        self._session: aiohttp.ClientSession | None = None  # the one-shot path: aiohttp costs less per call
+
+    def _aiohttp(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
+            )
+        return self._session
 
     def available(self) -> tuple[bool, str]:
         if self.requires_key and not self._api_key:
@@ -64,6 +80,8 @@ class OpenAIProvider:
 
     async def close(self) -> None:
         await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     def _body(self, request: ChatRequest, provider_model: str, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {**request.extra}
@@ -85,15 +103,17 @@ class OpenAIProvider:
     async def chat(self, request: ChatRequest, provider_model: str) -> ChatResult:
         started = time.perf_counter()
         try:
-            response = await self._client.post(
+            async with self._aiohttp().post(
                 f"{self.base_url}/chat/completions", json=self._body(request, provider_model, False)
-            )
-        except httpx.HTTPError as exc:
+            ) as response:
+                raw = await response.read()
+                status, retry_after = response.status, response.headers.get("retry-after")
+        except (aiohttp.ClientError, OSError) as exc:
             raise transport_error(exc) from exc
-        if response.status_code >= 400:
-            raise error_from_response(response, response.content)
+        if status >= 400:
+            raise error_from_body(status, raw, retry_after)
         try:
-            data = response.json()
+            data = json.loads(raw)
             choice = data["choices"][0]
             message = choice.get("message") or {}
         except (ValueError, KeyError, IndexError, TypeError) as exc:
