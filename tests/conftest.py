@@ -13,9 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from agent_lightning.core.config import Settings
+from agent_lightning.core.db import Database
 
 from scripted import ScriptedProvider
-from support import running_app
+from support import Cluster, running_app
 
 BACKEND = os.environ.get("ALP_TEST_DB", "sqlite")
 POSTGRES_URL = os.environ.get("ALP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -72,3 +73,14 @@ def provider() -> ScriptedProvider:
 async def client(settings: Settings, provider: ScriptedProvider) -> AsyncIterator:
     async with running_app(settings, provider) as client:
         yield client
+
+
+@pytest.fixture
+async def cluster(database_url: str) -> AsyncIterator[Cluster]:
+    """Real server processes on a migrated database; all stopped at the end."""
+    db = Database(database_url)
+    await db.upgrade()
+    await db.close()
+    processes = Cluster(database_url)
+    yield processes
+    processes.stop_all()

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 
@@ -12,6 +18,8 @@ from agent_lightning.core.config import Settings
 from agent_lightning.orchestrator.schemas import TaskStatus
 
 from scripted import ScriptedProvider, scripted_models
+
+LAUNCHER = Path(__file__).with_name("split_server.py")
 
 
 @asynccontextmanager
@@ -39,3 +47,38 @@ async def wait_for_status(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"task {task_id} still {task['status']}")
         await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, services: str, port: int, **env: str) -> str:
+        environ = {**os.environ, "ALP_DATABASE_URL": self.database_url, "ALP_LOG_LEVEL": "WARNING",
+                   "ALP_RETRY_BACKOFF_S": "0.05", "ALP_HTTP_RETRIES": "2", "ALP_Q_EPSILON": "0", **env}
+        self.processes[name] = subprocess.Popen([sys.executable, str(LAUNCHER), services, str(port)], env=environ)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{name} did not start")
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)

@@ -110,6 +110,7 @@ def _run_split(settings: Settings, host: str) -> None:
         "ALP_ORCHESTRATOR_URL": urls["orchestrator"],
     }
     children = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM as on Ctrl-C
     for name, port in SERVICE_PORTS.items():
         cmd = [sys.executable, "-m", "agent_lightning.cli", "serve", name, "--port", str(port), "--host", host]
         children.append(subprocess.Popen(cmd, env=env))
@@ -122,7 +123,7 @@ def _run_split(settings: Settings, host: str) -> None:
     finally:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.terminate()
         for child in children:
             try:
                 child.wait(timeout=10)
@@ -153,6 +154,14 @@ def version() -> None:
 
 
 # -- HTTP client commands ----------------------------------------------------------------------------------
+
+
+def _table(*columns: str) -> Table:
+    """A table whose identifiers never wrap (so they can be copied), whatever the terminal width."""
+    table = Table()
+    for i, column in enumerate(columns):
+        table.add_column(column, no_wrap=i < 3, overflow="ellipsis")
+    return table
 
 
 def _call(url: str, method: str, path: str, **kwargs: Any) -> Any:
@@ -237,7 +246,7 @@ def task_show(task_id: str, url: str = URL_OPTION, as_json: bool = typer.Option(
     console.print(f"Description: {task['description']}")
     console.print(f"Agent: {task['assigned_agent']} v{task['agent_version']}  confidence {task['confidence']}")
     console.print(f"Reason: {task['reason']}")
-    table = Table("attempt", "agent", "model", "status", "latency ms", "tokens", "error")
+    table = _table("attempt", "agent", "model", "status", "latency ms", "tokens", "error")
     for a in task["attempts"]:
         latency = f"{a['latency_ms']:.0f}" if a["latency_ms"] is not None else ""
         tokens = f"{a['prompt_tokens']}+{a['completion_tokens']}"
@@ -290,7 +299,7 @@ def tasks_list(
         if value:
             params[key] = value
     page = _call(url, "GET", "/tasks", params=params)
-    table = Table("task", "status", "agent", "priority", "created", "description")
+    table = _table("task", "status", "agent", "priority", "created", "description")
     for t in page["items"]:
         table.add_row(t["task_id"], t["status"], t["assigned_agent"] or "", str(t["priority"]),
                       t["created_at"][:19], t["description"][:60])
@@ -303,7 +312,7 @@ def tasks_list(
 def agents_list(status: str = typer.Option(None, "--status"), url: str = URL_OPTION) -> None:
     """List agents."""
     data = _call(url, "GET", "/api/v2/agents", params={"status": status} if status else None)
-    table = Table("id", "name", "status", "version", "model", "capabilities")
+    table = _table("id", "name", "status", "version", "model", "capabilities")
     for a in data["items"]:
         table.add_row(a["id"], a["name"], a["status"], str(a["version"]), a["model"], ", ".join(a["capabilities"]))
     console.print(table)

@@ -1,0 +1,73 @@
+"""The `alp` CLI against a real server process."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from agent_lightning import __version__
+from agent_lightning.cli import app
+from agent_lightning.core.config import get_settings
+
+from support import free_port
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def alp(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), terminal_width=200)
+    return result.exit_code, result.output
+
+
+def test_version():
+    assert alp("version") == (0, f"{__version__}\n")
+
+
+def test_db_upgrade(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALP_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    get_settings.cache_clear()
+    try:
+        code, output = alp("db", "upgrade")
+    finally:
+        get_settings.cache_clear()
+    assert code == 0 and "up to date" in output
+    assert (tmp_path / "cli.db").stat().st_size > 0
+
+
+def test_tasks_and_agents_through_the_cli(cluster):
+    url = cluster.start("platform", "orchestrator,execution,models", free_port(), ALP_Q_EPSILON="0")
+
+    code, output = alp("agents", "list", "--url", url)
+    assert code == 0 and "full_stack_developer" in output and "general_assistant" in output
+    code, output = alp("agents", "create", "rust_developer", "--name", "Rust Developer", "--prompt", "You write Rust.",
+                       "--expertise", "rust", "--capability", "write_code", "--url", url)
+    assert code == 0 and "rust_developer v1 (active)" in output
+    code, output = alp("agents", "update", "rust_developer", "--temperature", "0.1", "--url", url)
+    assert code == 0 and "now v2" in output
+    code, output = alp("agents", "show", "rust_developer", "--url", url)
+    assert code == 0 and '"temperature": 0.1' in output
+    code, output = alp("agents", "create", "rust_developer", "--name", "Again", "--prompt", "x", "--url", url)
+    assert code == 1 and "409 agent_exists" in output
+
+    code, output = alp("task", "submit", "Deploy the API with docker and kubernetes", "--wait", "--url", url)
+    assert code == 0, output
+    assert "devops_engineer" in output and "succeeded" in output and "answer to: Deploy the API" in output
+    task_id = output.split()[1]
+
+    code, output = alp("tasks", "list", "--status", "succeeded", "--url", url)
+    assert code == 0 and task_id in output
+    code, output = alp("task", "show", task_id, "--url", url)
+    assert code == 0 and "devops_engineer" in output and "succeeded" in output
+    code, output = alp("task", "feedback", task_id, "8", "--comment", "good", "--url", url)
+    assert code == 0 and "Reward 0.8" in output
+
+    code, output = alp("agents", "retire", "general_assistant", "--url", url)
+    assert code == 0 and "retired" in output
+    code, output = alp("task", "submit", "Port the crate to Rust 2024", "--url", url)
+    assert code == 3 and "Held for review" in output
+    held = output.split()[1]
+    code, output = alp("task", "approve", held, "--agent", "rust_developer", "--url", url)
+    assert code == 0 and "rust_developer" in output
+    code, output = alp("task", "show", "no-such-task", "--url", url)
+    assert code == 1 and "404 task_not_found" in output
