@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import update
-
-from agent_lightning.core.db import utcnow
-from agent_lightning.orchestrator.tables import TaskRow
-
 from support import running_app, wait_for_status
 
 
@@ -33,14 +26,23 @@ async def test_a_task_left_running_by_a_dead_process_is_requeued_at_start_up(set
     async with running_app(settings, provider) as client:
         task_id = (await client.post("/assign-task", json={"description": "Deploy the API with docker"})).json()["task_id"]
         await wait_for_status(client, task_id, {"running"})
-        db = client.app.state.platform.db
-        # Simulate the process dying mid-attempt: the row stays `running` with a live lease.
-        async with db.session() as session:
-            await session.execute(update(TaskRow).where(TaskRow.id == task_id).values(lease_until=utcnow() + timedelta(hours=1)))
-        client.app.state.platform.worker._running.clear()
+        # Stopping the server now leaves the task `running`, as a process that died would.
 
     provider.delay_s = 0
     async with running_app(settings, provider) as client:
         task = await wait_for_status(client, task_id)
         assert task["status"] == "succeeded"
         assert len(task["attempts"]) == 2
+
+
+async def test_an_orphan_that_used_its_last_attempt_fails_instead(settings, provider):
+    provider.delay_s = 30
+    async with running_app(settings, provider) as client:
+        body = {"description": "Deploy the API with docker", "max_attempts": 1}
+        task_id = (await client.post("/assign-task", json=body)).json()["task_id"]
+        await wait_for_status(client, task_id, {"running"})
+
+    async with running_app(settings, provider) as client:
+        task = (await client.get(f"/tasks/{task_id}")).json()
+    assert task["status"] == "failed" and task["error"].startswith("abandoned")
+    assert [a["status"] for a in task["attempts"]] == ["failed"]

@@ -68,6 +68,7 @@ class Platform:
     migrate: bool = True
     queue_running: bool = False
     jobs: set[asyncio.Task] = field(default_factory=set)
+    background: set[asyncio.Task] = field(default_factory=set)
 
     async def start(self) -> None:
         """Migrate, seed, restore learned state, start the queue and requeue unfinished work."""
@@ -84,16 +85,28 @@ class Platform:
             sole_worker = self.services == frozenset(SERVICES)
             for task_id in await self.orchestrator.recoverable(sole_worker=sole_worker):
                 await self.orchestrator.dispatch(task_id)
+            self.background.add(asyncio.create_task(self._sweep_expired_leases()))
         if self.execution is not None:
             for execution_id in await self.execution.requeue_unfinished():
                 await self.execution.enqueue(execution_id)
 
+    async def _sweep_expired_leases(self) -> None:
+        """Requeue running tasks whose lease ran out: their worker (another replica) died."""
+        interval = max(1.0, self.settings.lease_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for task_id in await self.orchestrator.recoverable(sole_worker=False, include_waiting=False):
+                    await self.orchestrator.dispatch(task_id)
+            except Exception:
+                log.exception("lease_sweep_failed")
+
     async def stop(self) -> None:
         """Stop jobs in flight (their tasks stay `running` and are requeued at the next start)."""
         self.queue_running = False
-        for job in list(self.jobs):
+        for job in [*self.jobs, *self.background]:
             job.cancel()
-        await asyncio.gather(*self.jobs, return_exceptions=True)
+        await asyncio.gather(*self.jobs, *self.background, return_exceptions=True)
         await self.broker.shutdown()
         if self.model_service is not None:
             await self.model_service.close()
@@ -112,6 +125,9 @@ class Platform:
         checks["queue"] = {"ok": self.queue_running, "detail": type(self.broker).__name__}
         health = await self.models.ready()
         checks["model"] = {"ok": health.ok, "detail": health.detail}
+        if self.worker is not None and self.execution is None:
+            reachable = await self.worker.executor.ready()
+            checks["execution"] = {"ok": reachable, "detail": "reachable" if reachable else "unreachable"}
         return checks
 
 

@@ -527,20 +527,27 @@ class OrchestratorService:
                 return None
             return await session.get(TaskRow, task_id)
 
-    async def recoverable(self, *, sole_worker: bool) -> list[str]:
-        """Tasks to (re)queue: waiting ones, and running ones whose worker died. A sole worker (one
-        process) knows every running task is orphaned at start-up; otherwise a running task is orphaned
-        when its lease has run out."""
+    async def recoverable(self, *, sole_worker: bool, include_waiting: bool = True) -> list[str]:
+        """Tasks to (re)queue: waiting ones (unless `include_waiting` is false), and running ones whose
+        worker died. A sole worker (one process) knows every running task is orphaned at start-up;
+        otherwise a running task is orphaned when its lease has run out. An orphan that has used all its
+        attempts fails instead."""
         now = utcnow()
+        statuses = ("assigned", "queued", "running") if include_waiting else ("running",)
         async with self.db.session() as session:
-            rows = await session.scalars(select(TaskRow).where(TaskRow.status.in_(("assigned", "queued", "running"))))
+            rows = await session.scalars(select(TaskRow).where(TaskRow.status.in_(statuses)))
             ids, orphaned = [], []
             for row in rows:
                 if row.status == "running":
                     if not sole_worker and row.lease_until and row.lease_until > now:
                         continue
-                    row.status, row.lease_until = "queued", None
                     orphaned.append(row.id)
+                    row.lease_until = None
+                    if row.attempts_count >= row.max_attempts:
+                        row.status, row.finished_at = "failed", now
+                        row.error = f"abandoned: the worker stopped during attempt {row.attempts_count} of {row.max_attempts}"
+                        continue
+                    row.status = "queued"
                 ids.append(row.id)
             if orphaned:
                 await session.execute(
