@@ -512,13 +512,15 @@ class OrchestratorService:
         """Atomically move an assigned/queued task to running; None if someone else has it or it ended."""
         now = utcnow()
         async with self.db.session() as session:
+            timeout_s = await session.scalar(select(TaskRow.timeout_s).where(TaskRow.id == task_id))
+            lease_s = max(self.settings.lease_s, (timeout_s or 0) + 60)  # never expires mid-attempt
             result = await session.execute(
                 update(TaskRow)
                 .where(TaskRow.id == task_id, TaskRow.status.in_(("assigned", "queued")))
                 .values(
                     status="running",
                     attempts_count=TaskRow.attempts_count + 1,
-                    lease_until=now + timedelta(seconds=self.settings.lease_s),
+                    lease_until=now + timedelta(seconds=lease_s),
                     started_at=now,
                     updated_at=now,
                 )
