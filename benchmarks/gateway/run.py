@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
+KEY = "sk-" + "5a17" * 16  # LiteLLM refuses to start without a strong master key; sent to every target
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
 
@@ -51,7 +52,7 @@ async def load(url: str, requests: int, concurrency: int) -> tuple[list[float], 
     errors = 0
     remaining = requests
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": "Bearer sk-bench"}) as session:
+    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": f"Bearer {KEY}"}) as session:
 
         async def worker() -> None:
             nonlocal remaining, errors
@@ -118,7 +119,7 @@ def main() -> None:
                 f"      api_base: {upstream}/v1\n      api_key: sk-bench\n"
             )
             lite_port = free_port()
-            lite_env = {**env, "LITELLM_LOG": "ERROR", "DISABLE_ADMIN_UI": "True", "LITELLM_TELEMETRY": "False"}
+            lite_env = {**env, "LITELLM_LOG": "ERROR", "DISABLE_ADMIN_UI": "True", "LITELLM_TELEMETRY": "False", "LITELLM_MASTER_KEY": KEY}
             procs.append(
                 subprocess.Popen(
                     [str(exe), "--config", str(config), "--port", str(lite_port), "--num_workers", "1"],

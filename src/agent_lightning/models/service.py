@@ -67,6 +67,7 @@ class ModelService:
         self.embedder: LocalEmbedder | None = None
         self._providers: dict[str, Provider] = {}
         self._owned: dict[str, Provider] = {}  # providers built here from deployments (closed on close())
+        self._resolved: dict[int, tuple[Deployment, Provider]] = {}  # deployment object -> its provider
         self._aliases: dict[str, ModelInfo] = {}
         s = self.settings
         self.cooldowns = Cooldowns(s.model_cooldown_failures, s.model_cooldown_s)
@@ -233,6 +234,15 @@ class ModelService:
 
     def _provider_for(self, deployment: Deployment) -> Provider | None:
         """The provider instance that serves a deployment, built on first use for keys and base URLs."""
+        known = self._resolved.get(id(deployment))
+        if known is not None and known[0] is deployment:
+            return known[1]
+        provider = self._build_provider(deployment)
+        if provider is not None:
+            self._resolved[id(deployment)] = (deployment, provider)
+        return provider
+
+    def _build_provider(self, deployment: Deployment) -> Provider | None:
         custom = deployment.base_url or deployment.api_key or deployment.api_key_env
         if not custom and deployment.provider in self._providers:
             return self._providers[deployment.provider]
