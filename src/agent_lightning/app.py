@@ -58,7 +58,7 @@ class Platform:
     bus: InProcessBus
     broker: Any
     models: ModelGateway
-    agents: AgentRegistry
+    agents: AgentRegistry | None
     model_service: ModelService | None = None
     agent_service: AgentService | None = None
     execution: ExecutionService | None = None
@@ -201,12 +201,13 @@ def build_platform(
 
         models = ModelsClient(remote("models", settings.models_url))
 
-    # Agents: served with execution.
+    # Agents: served with execution; reached over HTTP by an orchestrator that runs without it.
     agent_svc = None
+    agents: AgentRegistry | None = None
     if "execution" in local:
         agent_svc = AgentService(db, models)
-        agents: AgentRegistry = agent_svc
-    else:
+        agents = agent_svc
+    elif "orchestrator" in local:
         agents = AgentsClient(remote("agents", settings.agents_url or (settings.execution_urls or [None])[0]))
 
     platform = Platform(

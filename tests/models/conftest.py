@@ -26,7 +26,6 @@ def model_settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         log_json=True,
         log_level="WARNING",
-        agents_url="http://127.0.0.1:9",
         model_retries=2,
         model_retry_backoff_s=0.01,
         model_cooldown_failures=3,
@@ -102,7 +101,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
         database_url=f"sqlite+aiosqlite:///{tmp / 'alp.db'}",
         data_dir=tmp,
         log_level="WARNING",
-        agents_url="http://127.0.0.1:9",
         usage_flush_s=0.05,
         model_retry_backoff_s=0.01,
     )
