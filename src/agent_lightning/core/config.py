@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     local_threads: int = 2
     local_context: int = 2048
     local_concurrency: int = 1
+    local_repeat_penalty: float = Field(
+        default=1.1, ge=1.0, le=2.0, description="Stops the small local model from looping on itself."
+    )
     local_extra_buffers: bool = Field(
         default=False, description="llama.cpp weight repacking (AMX); crashes in some sandboxes, so off."
     )

@@ -638,6 +638,7 @@ def build_model_service(settings: Settings, db: Database | None = None) -> Model
         concurrency=settings.local_concurrency,
         extra_buffers=settings.local_extra_buffers,
         flash_attn=settings.local_flash_attn,
+        repeat_penalty=settings.local_repeat_penalty,
     )
     service.register_provider(local)
     service.register_alias("local", provider="local", provider_model=local.model_name, description="SmolLM2-135M-Instruct, in-process")

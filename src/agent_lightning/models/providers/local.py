@@ -84,12 +84,14 @@ class LocalLlamaProvider:
         concurrency: int = 1,
         extra_buffers: bool = False,
         flash_attn: bool = True,
+        repeat_penalty: float = 1.0,
     ):
         self.model_path = model_path or packaged_gguf()
         self.threads = threads
         self.context = context
         self.extra_buffers = extra_buffers
         self.flash_attn = flash_attn
+        self.repeat_penalty = repeat_penalty
         self._llama: Any = None
         self._load_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(concurrency)
@@ -145,6 +147,7 @@ class LocalLlamaProvider:
             "messages": messages,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
+            "repeat_penalty": self.repeat_penalty,
         }
         if request.top_p is not None:
             arguments["top_p"] = request.top_p
