@@ -24,7 +24,6 @@ if __name__ == "__main__":
         data_dir=tmp,
         database_url=f"sqlite+aiosqlite:///{tmp / 'alp.db'}",
         models_file=models_file,
-        agents_url="http://127.0.0.1:9",
         log_level="WARNING",
     )
     uvicorn.run(create_app(settings, ["models"]), host="127.0.0.1", port=port, log_level="error", access_log=False)
