@@ -56,8 +56,11 @@ async def test_specialize_inherits_everything_but_the_overrides(client):
 
 
 async def test_validation_errors(client):
+    models = client.app.state.platform.model_service
+    models.register_alias("an-embedder", provider="scripted", provider_model="e", kind="embedding")
     cases = [
         ({**NEW_AGENT, "model": "no-such-model"}, 422, "unknown_model"),
+        ({**NEW_AGENT, "model": "an-embedder"}, 422, "unknown_model"),
         ({**NEW_AGENT, "system_prompt": "   "}, 422, "validation_error"),
         ({**NEW_AGENT, "temperature": 3}, 422, "validation_error"),
         ({**NEW_AGENT, "max_tokens": 0}, 422, "validation_error"),

@@ -196,10 +196,12 @@ class AgentService:
             raise Conflict(f"The name '{name}' is taken by agent '{taken}'.", code="agent_name_taken")
 
     async def _check_model(self, model: str) -> None:
-        known = {info.id for info in await self.models.list_models()}
+        known = {info.id for info in await self.models.list_models() if info.kind == "chat" and info.status == "active"}
         if model not in known:
             raise Invalid(
-                f"Unknown model '{model}'.", code="unknown_model", details={"known_models": sorted(known)}
+                f"Unknown or unusable chat model '{model}'.",
+                code="unknown_model",
+                details={"known_models": sorted(known)},
             )
 
     @staticmethod
