@@ -73,6 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "An internal error occurred.")
 
 
+_CORRELATION_KEY = CORRELATION_HEADER.lower().encode()
+
+
 class RequestContextMiddleware:
     """Binds a correlation id per request (from the header or new) and rejects oversized bodies."""
 
@@ -84,11 +87,15 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        cid = headers.get(CORRELATION_HEADER.lower()) or new_correlation_id()
+        cid, declared = None, None
+        for key, value in scope.get("headers", ()):  # ASGI header names are lower-case bytes
+            if key == _CORRELATION_KEY:
+                cid = value.decode("latin-1")
+            elif key == b"content-length":
+                declared = value.decode("latin-1")
+        cid = cid or new_correlation_id()
         token = correlation_id.set(cid)
         try:
-            declared = headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
                 return
@@ -105,8 +112,7 @@ class RequestContextMiddleware:
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    message.setdefault("headers", [])
-                    message["headers"] = [*message["headers"], (CORRELATION_HEADER.encode(), cid.encode())]
+                    message["headers"] = [*message.get("headers", ()), (_CORRELATION_KEY, cid.encode())]
                 await send(message)
 
             await self.app(scope, limited_receive, send_with_id)

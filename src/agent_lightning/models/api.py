@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -100,7 +101,7 @@ def openai_router(models: ModelService) -> APIRouter:
         request = body.to_internal()
         if not body.stream:
             result = await models.chat(request)
-            return JSONResponse(completion_body(result))
+            return Response(orjson.dumps(completion_body(result)), media_type="application/json")
         deltas = await models.open_stream(request)  # errors before the first piece are plain HTTP errors
         return StreamingResponse(
             _sse(deltas, ChunkWriter(body.model, body.include_usage)),

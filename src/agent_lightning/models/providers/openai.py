@@ -9,9 +9,12 @@ from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 
 from agent_lightning.models.providers.base import ProviderError, classify_http_error
 from agent_lightning.models.schemas import ChatDelta, ChatRequest, ChatResult
+
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _limits() -> httpx.Limits:
@@ -104,7 +107,9 @@ class OpenAIProvider:
         started = time.perf_counter()
         try:
             async with self._aiohttp().post(
-                f"{self.base_url}/chat/completions", json=self._body(request, provider_model, False)
+                f"{self.base_url}/chat/completions",
+                data=orjson.dumps(self._body(request, provider_model, False)),
+                headers=JSON_HEADERS,
             ) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
@@ -113,7 +118,7 @@ class OpenAIProvider:
         if status >= 400:
             raise error_from_body(status, raw, retry_after)
         try:
-            data = json.loads(raw)
+            data = orjson.loads(raw)
             choice = data["choices"][0]
             message = choice.get("message") or {}
         except (ValueError, KeyError, IndexError, TypeError) as exc:
