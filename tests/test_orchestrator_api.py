@@ -20,7 +20,7 @@ async def test_task_travels_from_submission_to_stored_result(client, provider):
     assert assigned["assigned_agent"] == "full_stack_developer"
     assert assigned["status"] == "assigned" and assigned["validation_passed"] is True
     assert assigned["confidence"] >= 0.6
-    assert assigned["policy"] == {"name": "seed-q", "version": 0}
+    assert assigned["policy"] == {"name": (await client.get("/policy")).json()["name"], "version": 0}
     assert assigned["candidates"][0]["agent_id"] == "full_stack_developer"
     assert 0 < assigned["probability"] <= 1
 
@@ -39,9 +39,10 @@ async def test_task_travels_from_submission_to_stored_result(client, provider):
     [reward] = task["rewards"]
     assert reward["source"] == "outcome" and 0.7 <= reward["reward"] <= 1.0
 
-    q = (await client.get("/q-table")).json()
-    assert q["policy"]["version"] == 1
-    assert q["q_table"]["web_development"]["full_stack_developer"] > 0.7, "the outcome raised Q"
+    policy = (await client.get("/policy")).json()
+    assert policy["version"] == 1, "the outcome updated the policy"
+    [stats] = [a for a in policy["agents"] if a["agent_id"] == "full_stack_developer"]
+    assert stats["decisions"] == 1 and stats["rewards"] == 1 and stats["mean_reward"] == reward["reward"]
 
 
 async def test_routing_picks_specialists_by_task(client):
@@ -72,7 +73,7 @@ async def test_low_confidence_waits_for_review_and_approve_releases_it(client):
     assert approved.status_code == 200 and approved.json()["assigned_agent"] == "full_stack_developer"
     task = await wait_for_status(client, held["task_id"])
     assert task["status"] == "succeeded" and task["assigned_agent"] == "full_stack_developer"
-    assert [d["policy"] for d in task["decisions"]] == ["seed-q", "review"]
+    assert [d["policy"] for d in task["decisions"]] == [(await client.get("/policy")).json()["name"], "review"]
 
     again = await client.post(f"/tasks/{held['task_id']}/approve")
     assert again.status_code == 409
@@ -134,6 +135,7 @@ async def test_list_filters_and_cursor_pagination(client):
 
 
 async def test_feedback_updates_the_policy(client):
+    assert (await client.put("/policy", json={"name": "seed-q", "params": {"epsilon": 0}})).status_code == 200
     task_id = (await client.post("/assign-task", json={"description": WEB_TASK})).json()["task_id"]
     await wait_for_status(client, task_id)
     before = (await client.get("/q-table")).json()["q_table"]["web_development"]["full_stack_developer"]

@@ -37,7 +37,8 @@ from agent_lightning.models.schemas import ModelGateway
 from agent_lightning.models.service import ModelService, build_model_service
 from agent_lightning.orchestrator import api as orchestrator_api
 from agent_lightning.orchestrator.client import OrchestratorClient
-from agent_lightning.orchestrator.policy import make_policy
+from agent_lightning.orchestrator.embedding import GatewayEmbedder
+from agent_lightning.orchestrator.policy import configured_params, make_policy
 from agent_lightning.orchestrator.schemas import Router
 from agent_lightning.orchestrator.service import OrchestratorService
 from agent_lightning.orchestrator.worker import TaskWorker
@@ -224,14 +225,12 @@ def build_platform(
     )
 
     if "orchestrator" in local:
-        policy = make_policy(
-            settings.policy,
-            alpha=settings.q_alpha,
-            gamma=settings.q_gamma,
-            epsilon=settings.q_epsilon,
-            seed=settings.policy_seed,
+        params = configured_params(settings)
+        policy = make_policy(settings.policy, **params)
+        embedder = GatewayEmbedder(models, settings.policy_embedding_model) if settings.policy_embeddings else None
+        platform.orchestrator = OrchestratorService(
+            settings=settings, db=db, agents=agents, policy=policy, bus=bus, policy_params=params, embedder=embedder
         )
-        platform.orchestrator = OrchestratorService(settings=settings, db=db, agents=agents, policy=policy, bus=bus)
 
     if "execution" in local:
         router: Router | None = platform.orchestrator

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -35,8 +35,15 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(default=True, description="Apply migrations when a server starts.")
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with a larger body get a 413.")
 
-    # Routing (seed Q-learning policy).
-    policy: str = "seed-q"
+    # Routing (see README "Learning router").
+    policy: str = Field(default="linucb", description="seed-q, capability, thompson or linucb.")
+    policy_params: dict[str, Any] = Field(default_factory=dict, description='JSON, e.g. {"alpha": 0.2}.')
+    policy_cost_lambda: float = Field(default=0.0, ge=0.0, description="Learn from reward − λ·cost (latency, tokens).")
+    policy_embeddings: bool = Field(default=True, description="Embed task descriptions for the contextual policy.")
+    policy_embedding_model: str = "all-minilm-l6-v2"
+    policy_switch_enabled: bool = Field(
+        default=True, description="Allow PUT /policy. It has no authentication until auth lands: turn off if exposed."
+    )
     confidence_threshold: float = 0.6
     q_alpha: float = 0.1
     q_gamma: float = 0.95

@@ -11,8 +11,13 @@ from agent_lightning.orchestrator.schemas import (
     ApproveRequest,
     AssignTaskRequest,
     AssignTaskResponse,
+    DecisionPage,
+    EvaluationReport,
+    EvaluationRequest,
     FeedbackRequest,
     FeedbackResponse,
+    PolicyInfo,
+    PolicySwitchRequest,
     QTable,
     RoutePreview,
     RoutePreviewRequest,
@@ -78,5 +83,30 @@ def router(orchestrator: OrchestratorService) -> APIRouter:
     @api.get("/q-table", response_model=QTable, summary="Q-values of the seed routing policy")
     async def q_table() -> QTable:
         return await orchestrator.q_table()
+
+    @api.get("/policy", response_model=PolicyInfo, summary="The routing policy in use, with per-agent statistics")
+    async def get_policy() -> PolicyInfo:
+        return await orchestrator.policy_info()
+
+    @api.put(
+        "/policy",
+        response_model=PolicyInfo,
+        summary="Switch the routing policy (admin; unauthenticated until auth lands, see ALP_POLICY_SWITCH_ENABLED)",
+    )
+    async def put_policy(body: PolicySwitchRequest) -> PolicyInfo:
+        return await orchestrator.switch_policy(body)
+
+    @api.get("/policy/decisions", response_model=DecisionPage, summary="The decision log with joined rewards (paged)")
+    async def decisions(
+        limit: int = Query(default=50, ge=1, le=500),
+        cursor: str | None = Query(default=None, max_length=40),
+        policy: str | None = Query(default=None, max_length=64),
+        since: datetime | None = None,
+    ) -> DecisionPage:
+        return await orchestrator.list_decisions(limit=limit, cursor=cursor, policy=policy, since=since)
+
+    @api.post("/policy/evaluate", response_model=EvaluationReport, summary="Offline estimate of a policy on the log")
+    async def evaluate(body: EvaluationRequest) -> EvaluationReport:
+        return await orchestrator.evaluate(body)
 
     return api

@@ -25,6 +25,7 @@ class RoutingContext:
     description: str
     priority: int = 5
     metadata: dict[str, Any] = field(default_factory=dict)
+    embedding: tuple[float, ...] | None = None  # of the description, when the model service gives one
 
 
 @dataclass
@@ -49,6 +50,10 @@ class RoutingPolicy(Protocol):
 
     def score(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
         """The greedy choice without exploration (for previews and explicit assignment)."""
+        ...
+
+    def probabilities(self, context: RoutingContext, candidates: list[Candidate]) -> dict[str, float]:
+        """How likely `choose` is to pick each candidate (for offline evaluation)."""
         ...
 
     def update(self, *, state: str, agent_id: str, reward: float, features: dict[str, Any]) -> None: ...
@@ -146,6 +151,13 @@ class SeedQPolicy:
         choice.probability = round((1 - self.epsilon if n > 1 else 1.0) * (choice.agent_id == greedy) + explore_share, 6)
         return choice
 
+    def probabilities(self, context: RoutingContext, candidates: list[Candidate]) -> dict[str, float]:
+        greedy = self.score(context, candidates).agent_id
+        n = len(candidates)
+        if n == 1:
+            return {greedy: 1.0}
+        return {c.agent_id: (1 - self.epsilon) * (c.agent_id == greedy) + self.epsilon / n for c in candidates}
+
     def update(self, *, state: str, agent_id: str, reward: float, features: dict[str, Any]) -> None:
         target = reward
         next_state = features.get("next_state")
@@ -164,7 +176,36 @@ class SeedQPolicy:
 
 
 def make_policy(name: str, **params: Any) -> RoutingPolicy:
-    """Build a policy by name (``seed-q``)."""
-    if name == SeedQPolicy.name:
-        return SeedQPolicy(**params)
-    raise ValueError(f"Unknown routing policy '{name}'")
+    """Build a policy by name: ``seed-q``, ``capability``, ``thompson`` or ``linucb``."""
+    from agent_lightning.orchestrator import bandits
+
+    policies = {
+        SeedQPolicy.name: SeedQPolicy,
+        bandits.CapabilityPolicy.name: bandits.CapabilityPolicy,
+        bandits.ThompsonPolicy.name: bandits.ThompsonPolicy,
+        bandits.LinUCBPolicy.name: bandits.LinUCBPolicy,
+    }
+    if name not in policies:
+        raise ValueError(f"Unknown routing policy '{name}'. Choose one of: {', '.join(policies)}.")
+    return policies[name](**params)
+
+
+POLICY_NAMES = ("seed-q", "capability", "thompson", "linucb")
+
+
+def uses_embeddings(policy: RoutingPolicy) -> bool:
+    """Whether the policy reads `RoutingContext.embedding` (so it is worth computing)."""
+    return bool(getattr(policy, "uses_embeddings", False))
+
+
+def configured_params(settings: Any) -> dict[str, Any]:
+    """Constructor parameters of `settings.policy` from the settings (``ALP_POLICY_PARAMS`` last)."""
+    if settings.policy == SeedQPolicy.name:
+        params = {"alpha": settings.q_alpha, "gamma": settings.q_gamma, "epsilon": settings.q_epsilon}
+    elif settings.policy == "capability":
+        params = {}
+    else:
+        params = {"cost_lambda": settings.policy_cost_lambda} if settings.policy_cost_lambda else {}
+    if settings.policy != "capability" and settings.policy_seed is not None:
+        params["seed"] = settings.policy_seed
+    return {**params, **settings.policy_params}

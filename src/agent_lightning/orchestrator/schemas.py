@@ -193,6 +193,84 @@ class QTable(BaseModel):
     policy: PolicyRef
 
 
+class AgentPolicyStats(BaseModel):
+    """What the decision log says about one agent under this tenant."""
+
+    agent_id: str
+    decisions: int
+    rewards: int
+    mean_reward: float | None
+    last_decision_at: datetime | None
+
+
+class PolicyInfo(BaseModel):
+    tenant_id: str
+    name: str
+    version: int
+    params: dict[str, Any]
+    default: bool = Field(description="True when the tenant uses the deployment's configured policy.")
+    available: list[str]
+    switch_enabled: bool
+    uses_embeddings: bool
+    agents: list[AgentPolicyStats]
+
+
+class PolicySwitchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=64, description="seed-q, capability, thompson or linucb.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters of the policy.")
+
+
+class DecisionLogEntry(BaseModel):
+    """A logged routing decision with the rewards joined to it so far (late feedback included)."""
+
+    id: int
+    task_id: str
+    policy: str
+    policy_version: int
+    state: str
+    candidates: list[CandidateScore]
+    chosen_agent: str
+    probability: float
+    confidence: float
+    created_at: datetime
+    rewards: list[Reward]
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionLogEntry]
+    next_cursor: str | None
+
+
+class EvaluationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str = Field(max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    since: datetime | None = None
+    logged_by: str | None = Field(default=None, max_length=64, description="Only decisions of this policy.")
+    limit: int = Field(default=5000, ge=1, le=100_000, description="The newest decisions to use, at most.")
+
+
+class EstimateOut(BaseModel):
+    value: float
+    low: float
+    high: float
+
+
+class EvaluationReport(BaseModel):
+    policy: str
+    params: dict[str, Any]
+    state: Literal["learned", "fresh"] = Field(description="Evaluated with the tenant's learned state or from its prior.")
+    decisions: int
+    logged_reward: EstimateOut | None
+    ips: EstimateOut | None
+    doubly_robust: EstimateOut | None
+    effective_sample_size: float
+    agreement: float
+
+
 class Router(Protocol):
     """What the execution service asks of the orchestrator when a request names no agent."""
 

@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,18 +19,36 @@ from agent_lightning.core.db import Database, new_id, utcnow
 from agent_lightning.core.errors import AppError, Conflict, Invalid, NotFound
 from agent_lightning.core.events import Event, EventBus
 from agent_lightning.core.logging import current_correlation_id, get_logger
-from agent_lightning.core.tenancy import current_tenant
+from agent_lightning.core.tenancy import DEFAULT_TENANT, current_tenant
+from agent_lightning.orchestrator import evaluation
+from agent_lightning.orchestrator.embedding import TaskEmbedder
 from agent_lightning.orchestrator.matching import capability_score, has_capabilities
-from agent_lightning.orchestrator.policy import Candidate, Choice, RoutingContext, RoutingPolicy
+from agent_lightning.orchestrator.policy import (
+    POLICY_NAMES,
+    Candidate,
+    Choice,
+    RoutingContext,
+    RoutingPolicy,
+    make_policy,
+    uses_embeddings,
+)
 from agent_lightning.orchestrator.schemas import (
     AssignTaskRequest,
     AssignTaskResponse,
     Attempt,
+    AgentPolicyStats,
     CandidateScore,
     Decision,
+    DecisionLogEntry,
+    DecisionPage,
+    EstimateOut,
+    EvaluationReport,
+    EvaluationRequest,
     FeedbackRequest,
     FeedbackResponse,
+    PolicyInfo,
     PolicyRef,
+    PolicySwitchRequest,
     QTable,
     Reward,
     RoutePreview,
@@ -44,6 +62,7 @@ from agent_lightning.orchestrator.tables import (
     FINISHED,
     AttemptRow,
     DecisionRow,
+    PolicyConfigRow,
     PolicyStateRow,
     RewardRow,
     TaskRow,
@@ -67,6 +86,21 @@ def outcome_reward(*, success: bool, latency_s: float, latency_target_s: float) 
     if not success:
         return 0.0
     return round(1.0 - 0.3 * min(latency_s / latency_target_s, 1.0), 4)
+
+
+def outcome_cost(*, latency_s: float, latency_target_s: float, tokens: int = 0, token_budget: int = 4096) -> float:
+    """Cost of an attempt in [0, 1]: half its share of the latency target, half its share of a token budget."""
+    return round(0.5 * min(latency_s / latency_target_s, 1.0) + 0.5 * min(tokens / token_budget, 1.0), 4)
+
+
+class PolicySwitchDisabled(AppError):
+    """Switching the routing policy over the API is turned off (ALP_POLICY_SWITCH_ENABLED=false)."""
+
+    status = 403
+    code = "policy_switch_disabled"
+
+
+EMBED_BATCH = 64
 
 
 def feedback_reward(score: float) -> float:
@@ -121,6 +155,9 @@ class OrchestratorService:
     """Accepts tasks, routes them, hands them to the work queue, and learns from their outcomes.
 
     `dispatch` is how an assigned task reaches the worker (a taskiq kicker set by the composition root).
+    `policy` is the deployment's policy, built with `policy_params`; a tenant may switch to another
+    (`switch_policy`), kept in the `policy_config` table. `embedder`, when given, embeds task
+    descriptions for the policies that use embeddings.
     """
 
     def __init__(
@@ -131,14 +168,27 @@ class OrchestratorService:
         agents: AgentRegistry,
         policy: RoutingPolicy,
         bus: EventBus,
+        policy_params: dict[str, Any] | None = None,
+        embedder: TaskEmbedder | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.agents = agents
-        self.policy = policy
         self.bus = bus
+        self.embedder = embedder
+        self.default_policy: tuple[str, dict[str, Any]] = (policy.name, dict(policy_params or {}))
+        self._policies: dict[str, tuple[tuple[str, dict[str, Any]], RoutingPolicy]] = {
+            DEFAULT_TENANT: (self.default_policy, policy)
+        }
         self.dispatch = None  # async callable(task_id) -> None, set by the composition root
         self._policy_lock = asyncio.Lock()
+        self._switch_lock = asyncio.Lock()
+
+    @property
+    def policy(self) -> RoutingPolicy:
+        """The policy of the current tenant as last resolved (see `active_policy`)."""
+        entry = self._policies.get(current_tenant()) or self._policies[DEFAULT_TENANT]
+        return entry[1]
 
     # -- intake ----------------------------------------------------------------------------------------
 
@@ -150,17 +200,19 @@ class OrchestratorService:
             if replay is not None:
                 return replay
         task_id = request.task_id or new_id()
-        context = RoutingContext(request.description, request.priority, request.metadata)
+        policy = await self.active_policy()
+        embedding = await self._embedding(policy, request.description)
+        context = RoutingContext(request.description, request.priority, request.metadata, embedding)
         if request.agent_id:
             agent = await self._active_agent(request.agent_id)
-            choice = self.policy.score(context, [self._candidate(agent, request.description)])
+            choice = policy.score(context, [self._candidate(agent, request.description)])
             policy_name, reason = "explicit", f"{agent.name}: chosen by the client"
         else:
             candidates = await self._candidates(request.description, request.required_capabilities)
             async with self._policy_lock:
-                choice = self.policy.choose(context, [c for c, _ in candidates])
+                choice = policy.choose(context, [c for c, _ in candidates])
             agent = next(a for c, a in candidates if c.agent_id == choice.agent_id)
-            policy_name = self.policy.name
+            policy_name = policy.name
             reason = capability_score(agent, request.description).reason(agent.name)
         warnings = self._warnings(request, choice.confidence)
         confident = choice.confidence >= self.settings.confidence_threshold
@@ -176,7 +228,7 @@ class OrchestratorService:
             status=status,
             reason=reason,
             candidates=[CandidateScore(**s) for s in choice.scores[:5]],
-            policy=PolicyRef(name=policy_name, version=self.policy.version),
+            policy=PolicyRef(name=policy_name, version=policy.version),
             probability=choice.probability,
             validation_passed=confident,
             warnings=warnings,
@@ -209,7 +261,7 @@ class OrchestratorService:
             async with self.db.session() as session:
                 session.add(row)
                 await session.flush()
-                session.add(self._decision_row(task_id, policy_name, choice))
+                session.add(self._decision_row(task_id, policy_name, choice, policy.version))
         except IntegrityError as exc:
             if request.idempotency_key:  # a concurrent request with the same key won the race
                 replay = await self._idempotent_replay(request.idempotency_key, request_hash)
@@ -225,14 +277,16 @@ class OrchestratorService:
     async def preview(self, request: RoutePreviewRequest) -> RoutePreview:
         """The greedy choice of the current policy for a description, without creating a task."""
         candidates = await self._candidates(request.description, request.required_capabilities)
-        choice = self.policy.score(RoutingContext(request.description), [c for c, _ in candidates])
+        policy = await self.active_policy()
+        context = RoutingContext(request.description, embedding=await self._embedding(policy, request.description))
+        choice = policy.score(context, [c for c, _ in candidates])
         agent = next(a for c, a in candidates if c.agent_id == choice.agent_id)
         return RoutePreview(
             agent_id=agent.id,
             confidence=choice.confidence,
             reason=capability_score(agent, request.description).reason(agent.name),
             candidates=[CandidateScore(**s) for s in choice.scores[:5]],
-            policy=PolicyRef(name=self.policy.name, version=self.policy.version),
+            policy=PolicyRef(name=policy.name, version=policy.version),
         )
 
     async def approve(self, task_id: str, agent_id: str | None = None) -> AssignTaskResponse:
@@ -243,8 +297,11 @@ class OrchestratorService:
                 raise Conflict(f"Task '{task_id}' is {row.status}, not awaiting review.", code="not_awaiting_review")
             if agent_id and agent_id != row.agent_id:
                 agent = await self._active_agent(agent_id)
-                choice = self.policy.score(RoutingContext(row.description), [self._candidate(agent, row.description)])
-                session.add(self._decision_row(task_id, "review", choice))
+                policy = await self.active_policy()
+                embedding = await self._embedding(policy, row.description)
+                context = RoutingContext(row.description, row.priority, row.meta, embedding)
+                choice = policy.score(context, [self._candidate(agent, row.description)])
+                session.add(self._decision_row(task_id, "review", choice, policy.version))
                 row.agent_id, row.agent_version, row.confidence = agent.id, agent.version, choice.confidence
                 row.reason = f"{agent.name}: chosen on review"
             else:
@@ -315,14 +372,14 @@ class OrchestratorService:
         return TaskPage(items=[_task_out(r) for r in rows[:limit]], next_cursor=next_cursor)
 
     async def q_table(self) -> QTable:
-        """The seed policy's Q-values by state."""
-        state = self.policy.state()
-        table = state.get("q", {})
+        """The seed policy's Q-values by state (empty under the other policies)."""
+        policy = await self.active_policy()
+        table = policy.state().get("q", {}) if policy.name == "seed-q" else {}
         return QTable(
             states=sorted(table),
             total_entries=sum(len(v) for v in table.values()),
             q_table=table,
-            policy=PolicyRef(name=self.policy.name, version=self.policy.version),
+            policy=PolicyRef(name=policy.name, version=policy.version),
         )
 
     # -- changes after intake --------------------------------------------------------------------------
@@ -389,41 +446,224 @@ class OrchestratorService:
         )
         return decision, reward
 
-    async def learn(self, decision: DecisionRow | None, agent_id: str, reward: float) -> None:
-        """Update the policy with a reward for a logged decision, and persist its new state."""
+    async def learn(self, decision: DecisionRow | None, agent_id: str, reward: float, *, cost: float = 0.0) -> None:
+        """Update the policy with a reward (and cost) for a logged decision, and persist its new state.
+
+        Late rewards count the same as prompt ones: the decision row carries the features it was made on.
+        """
         if decision is None:
             return
-        if decision.policy not in (self.policy.name, "explicit", "review"):
+        policy = await self.active_policy()
+        if decision.policy not in (policy.name, "explicit", "review"):
             return  # logged by another policy: kept for offline evaluation only
+        features = {**decision.features, "cost": cost} if cost else decision.features
         async with self._policy_lock:
-            self.policy.update(state=decision.state, agent_id=agent_id, reward=reward, features=decision.features)
-            await self.save_policy()
-        await self._publish("policy.updated", decision.task_id, agent_id=agent_id, reward=reward, version=self.policy.version)
+            policy.update(state=decision.state, agent_id=agent_id, reward=reward, features=features)
+            await self._save_state(policy)
+        await self._publish("policy.updated", decision.task_id, agent_id=agent_id, reward=reward, version=policy.version)
+
+    async def active_policy(self) -> RoutingPolicy:
+        """The current tenant's policy: its `policy_config` row, else the deployment's default."""
+        tenant = current_tenant()
+        async with self.db.session() as session:
+            row = await session.scalar(select(PolicyConfigRow).where(PolicyConfigRow.tenant_id == tenant))
+        config = (row.name, dict(row.params)) if row else self.default_policy
+        cached = self._policies.get(tenant)
+        if cached and cached[0] == config:
+            return cached[1]
+        async with self._switch_lock:
+            policy = self._build_policy(*config)
+            await self._load_state(policy)
+            self._policies[tenant] = (config, policy)
+        return policy
+
+    def _build_policy(self, name: str, params: dict[str, Any]) -> RoutingPolicy:
+        try:
+            return make_policy(name, **params)
+        except (TypeError, ValueError) as exc:
+            raise Invalid(f"Cannot build policy '{name}': {exc}", code="invalid_policy", details={"available": list(POLICY_NAMES)}) from exc
 
     async def load_policy(self) -> None:
-        """Restore the policy's learned state saved by an earlier run."""
-        async with self.db.session() as session:
-            row = await session.scalar(
-                select(PolicyStateRow).where(
-                    PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == self.policy.name
-                )
-            )
-        if row is not None:
-            self.policy.load(row.state)
-            log.info("policy_restored", policy=self.policy.name, version=self.policy.version)
+        """Restore the learned state saved by an earlier run into the current tenant's policy."""
+        cached = self._policies.get(current_tenant())
+        if cached is not None:
+            await self._load_state(cached[1])
+        await self.active_policy()
 
     async def save_policy(self) -> None:
-        """Persist the policy's state (upsert)."""
+        """Persist the current tenant's policy state (upsert)."""
+        await self._save_state(self.policy)
+
+    async def _load_state(self, policy: RoutingPolicy) -> None:
         async with self.db.session() as session:
             row = await session.scalar(
-                select(PolicyStateRow).where(
-                    PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == self.policy.name
-                )
+                select(PolicyStateRow).where(PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == policy.name)
+            )
+        if row is not None:
+            policy.load(row.state)
+            log.info("policy_restored", policy=policy.name, version=policy.version)
+
+    async def _save_state(self, policy: RoutingPolicy) -> None:
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(PolicyStateRow).where(PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == policy.name)
             )
             if row is None:
-                row = PolicyStateRow(tenant_id=current_tenant(), name=self.policy.name)
+                row = PolicyStateRow(tenant_id=current_tenant(), name=policy.name)
                 session.add(row)
-            row.version, row.state = self.policy.version, self.policy.state()
+            row.version, row.state = policy.version, policy.state()
+
+    # -- the policy API ------------------------------------------------------------------------------
+
+    async def policy_info(self) -> PolicyInfo:
+        """The tenant's policy, its parameters, and per-agent statistics from the decision log."""
+        policy = await self.active_policy()
+        config = self._policies[current_tenant()][0]
+        tenant = current_tenant()
+        async with self.db.session() as session:
+            decisions = await session.execute(
+                select(DecisionRow.chosen_agent, func.count(), func.max(DecisionRow.created_at))
+                .where(DecisionRow.tenant_id == tenant)
+                .group_by(DecisionRow.chosen_agent)
+            )
+            rewards = await session.execute(
+                select(RewardRow.agent_id, func.count(), func.avg(RewardRow.reward))
+                .where(RewardRow.tenant_id == tenant)
+                .group_by(RewardRow.agent_id)
+            )
+            by_agent = {a: (n, last) for a, n, last in decisions}
+            rewarded = {a: (n, mean) for a, n, mean in rewards}
+        agents = [
+            AgentPolicyStats(
+                agent_id=a,
+                decisions=by_agent.get(a, (0, None))[0],
+                rewards=rewarded.get(a, (0, None))[0],
+                mean_reward=None if rewarded.get(a, (0, None))[1] is None else round(float(rewarded[a][1]), 4),
+                last_decision_at=by_agent.get(a, (0, None))[1],
+            )
+            for a in sorted(set(by_agent) | set(rewarded))
+        ]
+        return PolicyInfo(
+            tenant_id=tenant,
+            name=policy.name,
+            version=policy.version,
+            params=config[1],
+            default=config == self.default_policy,
+            available=list(POLICY_NAMES),
+            switch_enabled=self.settings.policy_switch_enabled,
+            uses_embeddings=uses_embeddings(policy) and self.embedder is not None,
+            agents=agents,
+        )
+
+    async def switch_policy(self, request: PolicySwitchRequest) -> PolicyInfo:
+        """Make the tenant route with another policy (or parameters); its saved state, if any, is resumed."""
+        if not self.settings.policy_switch_enabled:
+            raise PolicySwitchDisabled("Switching the routing policy over the API is turned off.")
+        self._build_policy(request.name, request.params)  # fail before storing anything
+        async with self.db.session() as session:
+            row = await session.scalar(select(PolicyConfigRow).where(PolicyConfigRow.tenant_id == current_tenant()))
+            if row is None:
+                row = PolicyConfigRow(tenant_id=current_tenant(), name=request.name)
+                session.add(row)
+            row.name, row.params = request.name, dict(request.params)
+        policy = await self.active_policy()
+        await self.bus.publish(
+            Event(type="policy.switched", source="orchestrator", tenant_id=current_tenant(),
+                  data={"policy": policy.name, "version": policy.version, "params": request.params})
+        )
+        return await self.policy_info()
+
+    async def list_decisions(
+        self, *, limit: int = 50, cursor: str | None = None, policy: str | None = None, since: datetime | None = None
+    ) -> DecisionPage:
+        """Logged decisions newest first with their rewards, one page at a time."""
+        query = select(DecisionRow).where(DecisionRow.tenant_id == current_tenant())
+        if policy:
+            query = query.where(DecisionRow.policy == policy)
+        if since:
+            query = query.where(DecisionRow.created_at >= since)
+        if cursor:
+            if not cursor.isdigit():
+                raise AppError("The cursor is not valid.", code="invalid_cursor")
+            query = query.where(DecisionRow.id < int(cursor))
+        async with self.db.session() as session:
+            rows = list(await session.scalars(query.order_by(DecisionRow.id.desc()).limit(limit + 1)))
+            page = rows[:limit]
+            rewards = await session.scalars(
+                select(RewardRow).where(RewardRow.decision_id.in_([r.id for r in page])).order_by(RewardRow.id)
+            )
+            joined: dict[int, list[Reward]] = {}
+            for reward in rewards:
+                joined.setdefault(reward.decision_id, []).append(Reward.model_validate(reward))
+        items = [
+            DecisionLogEntry(**Decision.model_validate(r).model_dump(), task_id=r.task_id, rewards=joined.get(r.id, []))
+            for r in page
+        ]
+        return DecisionPage(items=items, next_cursor=str(page[-1].id) if len(rows) > limit else None)
+
+    async def evaluate(self, request: EvaluationRequest) -> EvaluationReport:
+        """Estimate offline, from the decision log, the mean reward `request.policy` would have earned."""
+        target = self._build_policy(request.policy, request.params)
+        await self._load_state(target)
+        log_rows = await self._rewarded_decisions(request)
+        state = "learned" if target.version else "fresh"
+        if not log_rows:
+            return EvaluationReport(policy=target.name, params=request.params, state=state, decisions=0,
+                                    logged_reward=None, ips=None, doubly_robust=None, effective_sample_size=0.0, agreement=0.0)
+        embeddings = await self._embeddings(target, [row["description"] for row in log_rows])
+        logged = [evaluation.logged_decision(**row, embedding=e) for row, e in zip(log_rows, embeddings, strict=True)]
+        result = await asyncio.to_thread(evaluation.evaluate, target, logged)
+        return EvaluationReport(
+            policy=target.name,
+            params=request.params,
+            state=state,
+            decisions=result.decisions,
+            logged_reward=EstimateOut(**vars(result.logged_reward)),
+            ips=EstimateOut(**vars(result.ips)),
+            doubly_robust=EstimateOut(**vars(result.doubly_robust)),
+            effective_sample_size=result.effective_sample_size,
+            agreement=result.agreement,
+        )
+
+    async def _rewarded_decisions(self, request: EvaluationRequest) -> list[dict[str, Any]]:
+        """Policy-made decisions with the mean of their rewards, newest `limit` of them, oldest first."""
+        mean_reward = (
+            select(RewardRow.decision_id, func.avg(RewardRow.reward).label("reward"))
+            .where(RewardRow.tenant_id == current_tenant(), RewardRow.decision_id.is_not(None))
+            .group_by(RewardRow.decision_id)
+            .subquery()
+        )
+        query = (
+            select(DecisionRow, TaskRow.description, TaskRow.priority, TaskRow.meta, mean_reward.c.reward)
+            .join(mean_reward, mean_reward.c.decision_id == DecisionRow.id)
+            .join(TaskRow, TaskRow.id == DecisionRow.task_id)
+            .where(DecisionRow.tenant_id == current_tenant(), DecisionRow.policy.not_in(("explicit", "review")))
+        )
+        if request.since:
+            query = query.where(DecisionRow.created_at >= request.since)
+        if request.logged_by:
+            query = query.where(DecisionRow.policy == request.logged_by)
+        query = query.order_by(DecisionRow.id.desc()).limit(request.limit)
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            {"description": description, "priority": priority, "metadata": meta, "candidates": d.candidates,
+             "state": d.state, "chosen": d.chosen_agent, "probability": d.probability, "reward": float(reward)}
+            for d, description, priority, meta, reward in reversed(rows)
+        ]
+
+    async def _embedding(self, policy: RoutingPolicy, text: str) -> tuple[float, ...] | None:
+        """The description's embedding when the policy uses one and the model service gives one."""
+        return (await self._embeddings(policy, [text]))[0]
+
+    async def _embeddings(self, policy: RoutingPolicy, texts: list[str]) -> list[tuple[float, ...] | None]:
+        if self.embedder is None or not uses_embeddings(policy):
+            return [None] * len(texts)
+        vectors: list[tuple[float, ...] | None] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = texts[start : start + EMBED_BATCH]
+            vectors.extend(await self.embedder.embed(batch) or [None] * len(batch))
+        return vectors
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -481,12 +721,12 @@ class OrchestratorService:
             warnings.append(f"Unknown target_environment '{request.target_environment}'.")
         return warnings
 
-    def _decision_row(self, task_id: str, policy_name: str, choice: Choice) -> DecisionRow:
+    def _decision_row(self, task_id: str, policy_name: str, choice: Choice, version: int) -> DecisionRow:
         return DecisionRow(
             tenant_id=current_tenant(),
             task_id=task_id,
             policy=policy_name,
-            policy_version=self.policy.version,
+            policy_version=version,
             state=choice.state,
             features=choice.features,
             candidates=choice.scores,

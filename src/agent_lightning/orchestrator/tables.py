@@ -72,6 +72,7 @@ class DecisionRow(TenantMixin, Base):
     """A routing decision, logged so that another policy can be evaluated offline on it."""
 
     __tablename__ = "routing_decisions"
+    __table_args__ = (Index("ix_routing_decisions_tenant_id_id", "tenant_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
@@ -93,7 +94,7 @@ class RewardRow(TenantMixin, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
-    decision_id: Mapped[int | None] = mapped_column(ForeignKey("routing_decisions.id"), nullable=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("routing_decisions.id"), nullable=True, index=True)
     agent_id: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(20))
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -112,4 +113,16 @@ class PolicyStateRow(TenantMixin, Base):
     name: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[dict] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PolicyConfigRow(TenantMixin, Base):
+    """Which routing policy a tenant uses, with its parameters (absent: the deployment's default)."""
+
+    __tablename__ = "policy_config"
+    __table_args__ = (UniqueConstraint("tenant_id", name="uq_policy_config_tenant"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -19,7 +19,7 @@ from agent_lightning.core.logging import correlation_id, get_logger
 from agent_lightning.core.resilience import backoff_delay
 from agent_lightning.core.tenancy import set_tenant
 from agent_lightning.execution.schemas import ExecuteRequest, ExecuteResponse, Executor
-from agent_lightning.orchestrator.service import OrchestratorService
+from agent_lightning.orchestrator.service import OrchestratorService, outcome_cost
 from agent_lightning.orchestrator.tables import AttemptRow, TaskRow
 
 log = get_logger(__name__)
@@ -119,7 +119,9 @@ class TaskWorker:
                 return  # cancelled meanwhile: the answer is kept on the attempt only
             decision, reward = await self.orchestrator.add_outcome_reward(session, row, success=True, latency_s=seconds)
         await self._publish("task.succeeded", row, agent_id=row.agent_id, latency_ms=round(seconds * 1000, 1))
-        await self.orchestrator.learn(decision, row.agent_id, reward)
+        tokens = result.prompt_tokens + result.completion_tokens
+        cost = outcome_cost(latency_s=seconds, latency_target_s=self.settings.latency_target_s, tokens=tokens)
+        await self.orchestrator.learn(decision, row.agent_id, reward, cost=cost)
 
     async def _failed(self, row: TaskRow, attempt: AttemptRow, failure: _AttemptFailed, seconds: float) -> None:
         now = utcnow()
@@ -155,7 +157,8 @@ class TaskWorker:
             return
         await self._publish("task.failed", row, agent_id=row.agent_id, error=str(failure))
         if reward is not None:
-            await self.orchestrator.learn(decision, row.agent_id, reward)
+            cost = outcome_cost(latency_s=seconds, latency_target_s=self.settings.latency_target_s)
+            await self.orchestrator.learn(decision, row.agent_id, reward, cost=cost)
 
     async def _on_cancelled(self, event: Event) -> None:
         call = self._running.get(event.data.get("task_id", ""))
