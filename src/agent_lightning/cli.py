@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,14 @@ task_app = typer.Typer(help="Submit and manage one task.", no_args_is_help=True)
 tasks_app = typer.Typer(help="List tasks.", no_args_is_help=True)
 agents_app = typer.Typer(help="Manage the agent registry.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+policy_app = typer.Typer(help="The routing policy: show, switch, decision log, offline evaluation.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that run in this process.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(agents_app, name="agents")
 app.add_typer(db_app, name="db")
+app.add_typer(policy_app, name="policy")
+app.add_typer(bench_app, name="bench")
 
 console = Console()
 err = Console(stderr=True)
@@ -383,3 +388,126 @@ def agents_retire(agent_id: str, url: str = URL_OPTION) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+# -- routing policy ----------------------------------------------------------------------------------------
+
+
+def _param(pair: str) -> tuple[str, Any]:
+    key, _, raw = pair.partition("=")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
+@policy_app.command("show")
+def policy_show(url: str = URL_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The routing policy in use, its parameters and per-agent statistics."""
+    info = _call(url, "GET", "/policy")
+    if as_json:
+        console.print_json(data=info)
+        return
+    default = " (deployment default)" if info["default"] else ""
+    console.print(f"Policy [bold]{info['name']}[/] v{info['version']}{default}  params {json.dumps(info['params'])}")
+    console.print(f"Embeddings: {'yes' if info['uses_embeddings'] else 'no'}   available: {', '.join(info['available'])}")
+    table = _table("agent", "decisions", "rewards", "mean reward", "last decision")
+    for a in info["agents"]:
+        mean = "" if a["mean_reward"] is None else f"{a['mean_reward']:.3f}"
+        table.add_row(a["agent_id"], str(a["decisions"]), str(a["rewards"]), mean, (a["last_decision_at"] or "")[:19])
+    console.print(table)
+
+
+@policy_app.command("switch")
+def policy_switch(
+    name: str = typer.Argument(..., help="seed-q, capability, thompson or linucb."),
+    param: list[str] = typer.Option(None, "--param", help="KEY=VALUE (JSON value); repeat for several."),
+    url: str = URL_OPTION,
+) -> None:
+    """Route this tenant's tasks with another policy from now on (its saved state is resumed)."""
+    info = _call(url, "PUT", "/policy", json={"name": name, "params": dict(_param(p) for p in param or [])})
+    console.print(f"Now routing with [bold]{info['name']}[/] v{info['version']} {json.dumps(info['params'])}")
+
+
+@policy_app.command("decisions")
+def policy_decisions(
+    limit: int = typer.Option(20, min=1, max=500),
+    policy: str = typer.Option(None, "--policy", help="Only decisions made by this policy."),
+    cursor: str = typer.Option(None, help="next_cursor of the previous page."),
+    url: str = URL_OPTION,
+) -> None:
+    """The decision log, newest first, with the rewards joined to each decision."""
+    params = {k: v for k, v in {"limit": limit, "policy": policy, "cursor": cursor}.items() if v}
+    page = _call(url, "GET", "/policy/decisions", params=params)
+    table = _table("decision", "task", "policy", "agent", "p", "rewards", "at")
+    for d in page["items"]:
+        rewards = ", ".join(f"{r['source']} {r['reward']:.2f}" for r in d["rewards"])
+        table.add_row(str(d["id"]), d["task_id"], f"{d['policy']} v{d['policy_version']}", d["chosen_agent"],
+                      f"{d['probability']:.3f}", rewards, d["created_at"][:19])
+    console.print(table)
+    if page["next_cursor"]:
+        console.print(f"More: --cursor {page['next_cursor']}")
+
+
+@policy_app.command("evaluate")
+def policy_evaluate(
+    policy: str = typer.Argument(..., help="The policy to evaluate on the logged decisions."),
+    since: datetime = typer.Option(None, "--since", help="Only decisions from this time (ISO 8601)."),
+    param: list[str] = typer.Option(None, "--param", help="KEY=VALUE (JSON value); repeat for several."),
+    logged_by: str = typer.Option(None, "--logged-by", help="Only decisions made by this policy."),
+    limit: int = typer.Option(5000, min=1, help="The newest decisions to use, at most."),
+    url: str = URL_OPTION,
+) -> None:
+    """Estimate from the decision log the mean reward POLICY would have earned (IPS and doubly robust)."""
+    body: dict[str, Any] = {"policy": policy, "params": dict(_param(p) for p in param or []), "limit": limit}
+    if since:
+        body["since"] = since.isoformat()
+    if logged_by:
+        body["logged_by"] = logged_by
+    report = _call(url, "POST", "/policy/evaluate", json=body)
+    if not report["decisions"]:
+        console.print("[yellow]No rewarded decisions in the log for that selection.[/]")
+        raise typer.Exit(1)
+    console.print(f"{report['policy']} ({report['state']} state) on {report['decisions']} rewarded decisions; "
+                  f"effective sample size {report['effective_sample_size']}, agrees with the log on "
+                  f"{100 * report['agreement']:.0f} %")
+    table = _table("estimate", "mean reward", "95 % interval")
+    for label, key in (("logged (what happened)", "logged_reward"), ("IPS", "ips"), ("doubly robust", "doubly_robust")):
+        e = report[key]
+        table.add_row(label, f"{e['value']:.3f}", f"{e['low']:.3f} – {e['high']:.3f}")
+    console.print(table)
+
+
+@bench_app.command("routing")
+def bench_routing(
+    tasks: int = typer.Option(5000, min=5000, help="Tasks per run."),
+    seeds: str = typer.Option("1,2,3", help="Comma-separated seeds; each policy runs on each seed's stream."),
+    policies: str = typer.Option("seed-q,capability,thompson,linucb", help="Comma-separated policies."),
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the table here as Markdown."),
+    plot: Path = typer.Option(None, "--plot", help="Also draw the regret curves to this PNG (needs matplotlib)."),
+) -> None:
+    """Run the routing benchmark: every policy on the same simulated streams, against an oracle."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agent_lightning.bench import routing
+
+    names = tuple(p.strip() for p in policies.split(",") if p.strip())
+    seed_list = tuple(int(s) for s in seeds.split(","))
+    if "seed-q" not in names:
+        names = ("seed-q", *names)  # the baseline every ratio is taken against
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("routing benchmark", total=len(names) * len(seed_list) * tasks)
+        summaries = routing.run_benchmark(names, seed_list, tasks, on_step=lambda: progress.advance(bar))
+    table = routing.markdown_table(summaries)
+    console.print(table)
+    if markdown:
+        markdown.write_text(table + "\n")
+        console.print(f"Table written to {markdown}")
+    if plot:
+        try:
+            routing.plot(summaries, str(plot))
+        except ImportError:
+            err.print("[red]--plot needs matplotlib: pip install 'agent-lightning[bench]'[/]")
+            raise typer.Exit(1)
+        console.print(f"Plot written to {plot}")

@@ -233,7 +233,7 @@ class LinUCBPolicy:
         projection_dim: int = PROJECTION_DIM,
         drift_slack: float = 0.15,
         drift_threshold: float = 3.0,
-        drift_keep: float = 0.1,
+        drift_keep: float = 0.0,
         text_weight: float = 0.5,
         cost_lambda: float = 0.0,
         seed: int | None = None,
