@@ -485,6 +485,7 @@ def bench_routing(
     policies: str = typer.Option("seed-q,capability,thompson,linucb", help="Comma-separated policies."),
     markdown: Path = typer.Option(None, "--markdown", help="Also write the table here as Markdown."),
     plot: Path = typer.Option(None, "--plot", help="Also draw the regret curves to this PNG (needs matplotlib)."),
+    embeddings: str = typer.Option("hashed", help="Task embeddings: hashed (words, no model), minilm (local model) or none."),
 ) -> None:
     """Run the routing benchmark: every policy on the same simulated streams, against an oracle."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -498,7 +499,9 @@ def bench_routing(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("routing benchmark", total=len(names) * len(seed_list) * tasks)
-        summaries = routing.run_benchmark(names, seed_list, tasks, on_step=lambda: progress.advance(bar))
+        summaries = routing.run_benchmark(
+            names, seed_list, tasks, on_step=lambda: progress.advance(bar), embeddings=embeddings
+        )
     table = routing.markdown_table(summaries)
     console.print(table)
     if markdown:

@@ -124,7 +124,7 @@ class RunResult:
 
 
 def run(policy: RoutingPolicy, seed: int, n: int = 5000, drift_at: int = 2500, join_at: int = 3000,
-        embed: Callable[[str], tuple[float, ...]] = hashed_embedding,
+        embed: Callable[[str], tuple[float, ...] | None] = hashed_embedding,
         on_step: Callable[[], None] | None = None) -> RunResult:
     """Route `n` tasks of the seeded stream with `policy`, learning from each reward."""
     agents = _agents()
@@ -230,14 +230,39 @@ def markdown_table(summaries: list[Summary], baseline: str = "seed-q") -> str:
 POLICIES = ("seed-q", "capability", "thompson", "linucb")
 
 
+EMBEDDINGS = ("hashed", "minilm", "none")
+
+
+def embedding_source(kind: str, seeds: tuple[int, ...], n: int) -> Callable[[str], tuple[float, ...] | None]:
+    """What the policies get as a task's embedding: hashed words (fast, no model), the platform's
+    local all-MiniLM-L6-v2 (every distinct description embedded once, up front), or none."""
+    if kind == "hashed":
+        return hashed_embedding
+    if kind == "none":
+        return lambda text: None
+    if kind != "minilm":
+        raise ValueError(f"Unknown embeddings '{kind}': choose one of {', '.join(EMBEDDINGS)}.")
+    import asyncio
+
+    from agent_lightning.models.embeddings import LocalEmbedder
+
+    texts = sorted({task.description for seed in seeds for task in task_stream(seed, n)})
+    vectors, _ = asyncio.run(LocalEmbedder().embed(texts))
+    return dict(zip(texts, (tuple(v) for v in vectors), strict=True)).__getitem__
+
+
 def run_benchmark(
     policies: tuple[str, ...] = POLICIES, seeds: tuple[int, ...] = (1, 2, 3), n: int = 5000,
-    on_step: Callable[[], None] | None = None,
+    on_step: Callable[[], None] | None = None, embeddings: str = "hashed",
 ) -> list[Summary]:
     """Every policy on the same seeded streams; one summary per policy (the mean over seeds)."""
     if n < 5000:
         raise ValueError("The table reports regret at 5k tasks: run at least 5000.")
-    return [summarise([run(policy_factory(name, seed), seed, n, on_step=on_step) for seed in seeds]) for name in policies]
+    embed = embedding_source(embeddings, seeds, n)
+    return [
+        summarise([run(policy_factory(name, seed), seed, n, embed=embed, on_step=on_step) for seed in seeds])
+        for name in policies
+    ]
 
 
 def plot(summaries: list[Summary], path: str) -> None:
