@@ -62,7 +62,8 @@ class Cluster:
 
     def start(self, name: str, services: str, port: int, **env: str) -> str:
         environ = {**os.environ, "ALP_DATABASE_URL": self.database_url, "ALP_LOG_LEVEL": "WARNING",
-                   "ALP_RETRY_BACKOFF_S": "0.05", "ALP_HTTP_RETRIES": "2", "ALP_Q_EPSILON": "0", **env}
+                   "ALP_RETRY_BACKOFF_S": "0.05", "ALP_HTTP_RETRIES": "2", "ALP_Q_EPSILON": "0",
+                   "ALP_POLICY_PARAMS": '{"epsilon": 0}', **env}
         self.processes[name] = subprocess.Popen([sys.executable, str(LAUNCHER), services, str(port)], env=environ)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -439,11 +439,11 @@ def policy_decisions(
     """The decision log, newest first, with the rewards joined to each decision."""
     params = {k: v for k, v in {"limit": limit, "policy": policy, "cursor": cursor}.items() if v}
     page = _call(url, "GET", "/policy/decisions", params=params)
-    table = _table("decision", "task", "policy", "agent", "p", "rewards", "at")
+    table = _table("decision", "policy", "agent", "p", "rewards", "task")
     for d in page["items"]:
         rewards = ", ".join(f"{r['source']} {r['reward']:.2f}" for r in d["rewards"])
-        table.add_row(str(d["id"]), d["task_id"], f"{d['policy']} v{d['policy_version']}", d["chosen_agent"],
-                      f"{d['probability']:.3f}", rewards, d["created_at"][:19])
+        table.add_row(str(d["id"]), f"{d['policy']} v{d['policy_version']}", d["chosen_agent"],
+                      f"{d['probability']:.3f}", rewards, d["task_id"])
     console.print(table)
     if page["next_cursor"]:
         console.print(f"More: --cursor {page['next_cursor']}")
@@ -474,7 +474,8 @@ def policy_evaluate(
     table = _table("estimate", "mean reward", "95 % interval")
     for label, key in (("logged (what happened)", "logged_reward"), ("IPS", "ips"), ("doubly robust", "doubly_robust")):
         e = report[key]
-        table.add_row(label, f"{e['value']:.3f}", f"{e['low']:.3f} – {e['high']:.3f}")
+        interval = "n/a" if e["low"] is None else f"{e['low']:.3f} – {e['high']:.3f}"
+        table.add_row(label, f"{e['value']:.3f}", interval)
     console.print(table)
 
 

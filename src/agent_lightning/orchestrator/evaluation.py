@@ -40,8 +40,8 @@ class LoggedDecision:
 @dataclass(frozen=True)
 class Estimate:
     value: float
-    low: float
-    high: float
+    low: float | None  # None with fewer than two decisions
+    high: float | None
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ class Evaluation:
 def _estimate(values: list[float]) -> Estimate:
     """The mean of per-decision terms with a 95 % normal interval."""
     mean = statistics.fmean(values)
-    half = Z_95 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("inf")
+    if len(values) < 2:
+        return Estimate(round(mean, 4), None, None)
+    half = Z_95 * statistics.stdev(values) / math.sqrt(len(values))
     return Estimate(round(mean, 4), round(mean - half, 4), round(mean + half, 4))
 
 

@@ -255,8 +255,8 @@ class EvaluationRequest(BaseModel):
 
 class EstimateOut(BaseModel):
     value: float
-    low: float
-    high: float
+    low: float | None = Field(description="95 % interval; null with fewer than two decisions.")
+    high: float | None
 
 
 class EvaluationReport(BaseModel):

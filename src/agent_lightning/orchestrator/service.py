@@ -6,7 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -111,6 +111,11 @@ def feedback_reward(score: float) -> float:
 def _request_hash(request: AssignTaskRequest) -> str:
     body = request.model_dump(mode="json", exclude={"idempotency_key"})
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time without a zone is taken as UTC (the database stores UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _encode_cursor(row: TaskRow) -> str:
@@ -581,7 +586,7 @@ class OrchestratorService:
         if policy:
             query = query.where(DecisionRow.policy == policy)
         if since:
-            query = query.where(DecisionRow.created_at >= since)
+            query = query.where(DecisionRow.created_at >= _aware(since))
         if cursor:
             if not cursor.isdigit():
                 raise AppError("The cursor is not valid.", code="invalid_cursor")
@@ -640,7 +645,7 @@ class OrchestratorService:
             .where(DecisionRow.tenant_id == current_tenant(), DecisionRow.policy.not_in(("explicit", "review")))
         )
         if request.since:
-            query = query.where(DecisionRow.created_at >= request.since)
+            query = query.where(DecisionRow.created_at >= _aware(request.since))
         if request.logged_by:
             query = query.where(DecisionRow.policy == request.logged_by)
         query = query.order_by(DecisionRow.id.desc()).limit(request.limit)
