@@ -84,7 +84,8 @@ class CapabilityPolicy:
 
 
 class ThompsonPolicy:
-    """Thompson sampling per (task state, agent) with the capability prior and discounting."""
+    """Thompson sampling per (task state, agent) with the capability prior and discounting; a CUSUM on
+    each arm's errors forgets the arm when its agent starts doing clearly worse than expected."""
 
     name = "thompson"
 
@@ -94,10 +95,17 @@ class ThompsonPolicy:
         prior_weight: float = 4.0,
         discount: float = 0.98,
         noise: float = 0.25,
+        drift_slack: float = 0.15,
+        drift_threshold: float = 3.0,
+        drift_memory: float = 2.0,
         cost_lambda: float = 0.0,
         samples: int = 256,
         seed: int | None = None,
     ) -> None:
+        self.drift_slack = drift_slack
+        self.drift_threshold = drift_threshold
+        self.drift_memory = drift_memory
+        self.cusum: dict[str, float] = {}  # "state/agent" -> one-sided CUSUM of (expected − reward)
         self.prior_weight = prior_weight
         self.discount = discount
         self.noise = noise
@@ -139,7 +147,8 @@ class ThompsonPolicy:
         state = task_state(context.description)
         mean, _, _ = self._posterior(state, candidates)
         scores = _scores(state, candidates, list(mean))
-        return Choice(scores[0]["agent_id"], scores[0]["score"], 1.0, state, scores)
+        best = next(i for i, c in enumerate(candidates) if c.agent_id == scores[0]["agent_id"])
+        return Choice(scores[0]["agent_id"], scores[0]["score"], 1.0, state, scores, {"estimate": round(float(mean[best]), 6)})
 
     def choose(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
         state = task_state(context.description)
@@ -148,7 +157,8 @@ class ThompsonPolicy:
         wins = np.bincount(np.argmax(draws[1:], axis=1), minlength=len(candidates))
         probability = (wins[picked] + 1) / (self.samples + len(candidates))  # smoothed estimate
         scores = _scores(state, candidates, list(mean))
-        return Choice(candidates[picked].agent_id, round(float(mean[picked]), 4), round(float(probability), 6), state, scores)
+        features = {"estimate": round(float(mean[picked]), 6)}
+        return Choice(candidates[picked].agent_id, round(float(mean[picked]), 4), round(float(probability), 6), state, scores, features)
 
     def probabilities(self, context: RoutingContext, candidates: list[Candidate]) -> dict[str, float]:
         state = task_state(context.description)
@@ -165,16 +175,27 @@ class ThompsonPolicy:
             stats[0] *= self.discount
             stats[1] *= self.discount
         count, total = arms.get(agent_id, (0.0, 0.0))
+        if "estimate" in features and self._drifted(f"{state}/{agent_id}", float(features["estimate"]) - reward):
+            # Keep the arm's mean but only the weight of `drift_memory` observations: it relearns fast.
+            kept = min(count, self.drift_memory)
+            count, total = kept, total * kept / count if count else 0.0
         arms[agent_id] = [count + 1.0, total + reward]
         self.updates += 1
 
+    def _drifted(self, arm: str, error: float) -> bool:
+        """Whether the arm's CUSUM of errors crossed the threshold (and then restarts it)."""
+        cusum = max(0.0, self.cusum.get(arm, 0.0) + error - self.drift_slack)
+        self.cusum[arm] = 0.0 if cusum > self.drift_threshold else cusum
+        return cusum > self.drift_threshold
+
     def state(self) -> dict[str, Any]:
-        return {"stats": self.stats, "graded": self.graded, "updates": self.updates}
+        return {"stats": self.stats, "graded": self.graded, "updates": self.updates, "cusum": self.cusum}
 
     def load(self, state: dict[str, Any]) -> None:
         self.stats = {s: {a: list(v) for a, v in arms.items()} for s, arms in state.get("stats", {}).items()}
         self.graded = bool(state.get("graded", False))
         self.updates = int(state.get("updates", 0))
+        self.cusum = dict(state.get("cusum", {}))
 
 
 def _projection(dim_in: int, dim_out: int = PROJECTION_DIM) -> np.ndarray:
