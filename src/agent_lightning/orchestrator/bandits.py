@@ -7,18 +7,21 @@ capabilities and the fleet's known specialists start ahead. Learning moves away 
 - `thompson` keeps, per (task state, agent), a discounted count and reward sum, and samples the
   expected reward from a Beta posterior while every reward seen was 0 or 1, a Gaussian one as soon as
   graded rewards appear; the prior counts as `prior_weight` pseudo-observations at the task's prior.
-- `linucb` fits, per agent, a ridge regression of (reward − prior) on task features (bias, state,
-  priority, length, and a random projection of the task's embedding when there is one) and adds an
-  upper confidence bonus; a little ε-exploration gives every logged choice a known probability.
+- `linucb` fits, per agent, a ridge regression of (reward − prior) on task features (bias, keyword
+  bucket shares, hashed words, priority, length, and a random projection of the task's embedding when
+  there is one) and adds an upper confidence bonus; a little ε-exploration gives every logged choice a
+  known probability.
 
-Both discount old evidence (`discount` per update), so an agent that starts failing loses its traffic
-within a few hundred tasks, and both can subtract `cost_lambda · cost` from a reward (cost in [0, 1]).
+Both discount old evidence (`discount` per update) and run a one-sided CUSUM on each arm's prediction
+errors, so an agent that starts failing loses its traffic within a few dozen of its tasks; both can
+learn from reward − `cost_lambda` · cost (cost in [0, 1]).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from functools import lru_cache
 import random
 import re
 import zlib
@@ -37,7 +40,6 @@ from agent_lightning.orchestrator.policy import (
     task_state,
 )
 
-STATES = [*STATE_KEYWORDS, "general_task"]
 PROJECTION_DIM = 16
 HASH_DIM = 32
 
@@ -49,6 +51,7 @@ def prior_mean(state: str, candidate: Candidate) -> float:
 
 
 def _scores(state: str, candidates: list[Candidate], values: list[float]) -> list[dict[str, float | str]]:
+    """The logged candidate scores, best first (`q` and `score` are both the policy's estimate)."""
     rows = [
         {"agent_id": c.agent_id, "capability": c.capability, "q": round(v, 4), "score": round(v, 4)}
         for c, v in zip(candidates, values, strict=True)
@@ -198,6 +201,7 @@ class ThompsonPolicy:
         self.cusum = dict(state.get("cusum", {}))
 
 
+@lru_cache(maxsize=8)
 def _projection(dim_in: int, dim_out: int = PROJECTION_DIM) -> np.ndarray:
     """A fixed random projection (seeded by the shape, so every process and restart agrees)."""
     seed = int(hashlib.sha256(f"{dim_in}x{dim_out}".encode()).hexdigest()[:8], 16)
@@ -237,8 +241,8 @@ class LinUCBPolicy:
     """Per-agent ridge regression of (reward − prior) on task features, plus an upper confidence bonus.
 
     Each agent's evidence is discounted by `discount` at each of its own updates (a soft window over
-    its last few hundred tasks), and a one-sided CUSUM on its prediction errors forgets most of it at
-    once when the agent starts doing clearly worse than predicted (`drift_threshold`).
+    its last few hundred tasks), and a one-sided CUSUM on its prediction errors forgets it at once
+    (back to the prior, or to `drift_keep` of it) when the agent starts doing clearly worse than predicted.
     """
 
     name = "linucb"
