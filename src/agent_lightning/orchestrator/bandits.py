@@ -141,6 +141,7 @@ class ThompsonPolicy:
         return mean, np.maximum(alpha, 1e-3), np.maximum(beta, 1e-3)
 
     def _draws(self, state: str, candidates: list[Candidate], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and `n` joint samples of every candidate's expected reward."""
         mean, a, b = self._posterior(state, candidates)
         if self.graded:
             return mean, self._rng.normal(a, b, size=(n, len(candidates)))
@@ -291,6 +292,7 @@ class LinUCBPolicy:
         return self.projection_dim > 0
 
     def _model(self, agent_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The agent's (A⁻¹, b); a new agent's is (I/ridge, 0), i.e. its prior."""
         return self.models.get(agent_id) or (np.eye(self.dim) / self.ridge, np.zeros(self.dim))
 
     def _values(self, context: RoutingContext, candidates: list[Candidate]):
@@ -309,6 +311,7 @@ class LinUCBPolicy:
         return state, x, priors, means, bounds
 
     def _choice(self, state, x, priors, means, candidates, picked: int, probability: float) -> Choice:
+        """The `Choice` of candidate `picked`, carrying the features its update will need."""
         features = {"x": [round(float(v), 6) for v in x], "prior": round(priors[picked], 6)}
         scores = _scores(state, candidates, means)
         confidence = round(min(max(means[picked], 0.0), 1.0), 4)
@@ -328,6 +331,7 @@ class LinUCBPolicy:
         return self._choice(state, x, priors, means, candidates, picked, probabilities[picked])
 
     def _probabilities(self, bounds: list[float]) -> list[float]:
+        """ε-greedy on the upper bounds: the greedy agent gets 1 − ε + ε/n, every other ε/n."""
         n = len(bounds)
         if n == 1:
             return [1.0]

@@ -483,6 +483,7 @@ class OrchestratorService:
         return policy
 
     def _build_policy(self, name: str, params: dict[str, Any]) -> RoutingPolicy:
+        """A fresh policy, or `Invalid` when the name or a parameter is wrong."""
         try:
             return make_policy(name, **params)
         except (TypeError, ValueError) as exc:
@@ -500,6 +501,7 @@ class OrchestratorService:
         await self._save_state(self.policy)
 
     async def _load_state(self, policy: RoutingPolicy) -> None:
+        """Load the tenant's saved state of this policy into it, if there is one."""
         async with self.db.session() as session:
             row = await session.scalar(
                 select(PolicyStateRow).where(PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == policy.name)
@@ -509,6 +511,7 @@ class OrchestratorService:
             log.info("policy_restored", policy=policy.name, version=policy.version)
 
     async def _save_state(self, policy: RoutingPolicy) -> None:
+        """Upsert the tenant's state of this policy."""
         async with self.db.session() as session:
             row = await session.scalar(
                 select(PolicyStateRow).where(PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == policy.name)
@@ -662,6 +665,7 @@ class OrchestratorService:
         return (await self._embeddings(policy, [text]))[0]
 
     async def _embeddings(self, policy: RoutingPolicy, texts: list[str]) -> list[tuple[float, ...] | None]:
+        """One embedding (or None) per text, in batches, when the policy uses them."""
         if self.embedder is None or not uses_embeddings(policy):
             return [None] * len(texts)
         vectors: list[tuple[float, ...] | None] = []
