@@ -3,7 +3,8 @@
 Each prompt says what the agent is for, how it answers and what it hands off, so that the same local
 model behaves differently per agent. Keywords feed the capability match of the routing policy: a
 specialist fits a task at up to `base_confidence` when its expertise keywords appear; the generalist
-fits any task at its (lower) `base_confidence`, so it wins when no specialist matches.
+fits any task at its (lower) `base_confidence`, so it wins when no specialist matches. Temperatures are
+low (≤ 0.3): the small local model wanders off at higher ones.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ DEFAULT_FLEET: list[AgentCreate] = [
             "first, in fenced blocks with the language named, then a short explanation of how it works and "
             "how to run it. Prefer small, readable solutions; validate input; never hard-code secrets."
         ),
-        temperature=0.4,
+        temperature=0.3,
         max_tokens=768,
         base_confidence=0.85,
         capabilities=["write_code", "debug", "review_code", "design_api", "frontend", "backend"],
@@ -131,7 +132,7 @@ DEFAULT_FLEET: list[AgentCreate] = [
             "it is for, then the steps, then reference details. Use short sentences, headings, numbered "
             "steps and examples that work as written. Output Markdown."
         ),
-        temperature=0.5,
+        temperature=0.3,
         max_tokens=768,
         base_confidence=0.8,
         capabilities=["write_documentation", "generate_reports"],
@@ -173,7 +174,7 @@ DEFAULT_FLEET: list[AgentCreate] = [
             "add detail only if it helps. If the task needs a specialist (code, security, data, deployment, "
             "testing, documentation, databases), say which and why."
         ),
-        temperature=0.7,
+        temperature=0.3,
         max_tokens=512,
         base_confidence=0.55,
         generalist=True,
