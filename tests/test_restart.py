@@ -1,22 +1,34 @@
-"""State survives a restart: tasks, learned Q-values, and work left running by a dead process."""
+"""State survives a restart: tasks, the learned policy state, and work left running by a dead process."""
 
 from __future__ import annotations
+
+import pytest
 
 from support import running_app, wait_for_status
 
 
-async def test_tasks_and_q_values_survive_a_restart(settings, provider):
+@pytest.mark.parametrize("policy", ["seed-q", "linucb", "thompson"])
+async def test_tasks_and_learned_state_survive_a_restart(settings, provider, policy):
+    settings.policy = policy
+    probe = {"description": "Deploy the API with docker and kubernetes"}
     async with running_app(settings, provider) as client:
-        task_id = (await client.post("/assign-task", json={"description": "Deploy the API with docker"})).json()["task_id"]
+        body = {"description": "Deploy the API with docker", "force_execute": True}  # exploration may be unsure
+        task_id = (await client.post("/assign-task", json=body)).json()["task_id"]
         await wait_for_status(client, task_id)
         await client.post(f"/tasks/{task_id}/feedback", json={"score": 10})
         q_before = (await client.get("/q-table")).json()
-    assert q_before["policy"]["version"] == 2
+        policy_before = (await client.get("/policy")).json()
+        preview_before = (await client.post("/route", json=probe)).json()
+    assert policy_before["name"] == policy and policy_before["version"] == 2
+    if policy == "seed-q":
+        assert q_before["q_table"]["deployment_task"]["devops_engineer"] > 0.7
 
     async with running_app(settings, provider) as client:
         task = (await client.get(f"/tasks/{task_id}")).json()
         assert task["status"] == "succeeded" and len(task["rewards"]) == 2
         assert (await client.get("/q-table")).json() == q_before
+        assert (await client.get("/policy")).json() == policy_before
+        assert (await client.post("/route", json=probe)).json() == preview_before, "same learned state, same scores"
         agents = (await client.get("/api/v2/agents")).json()["items"]
         assert len(agents) == 8, "the fleet is not seeded twice"
 
