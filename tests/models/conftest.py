@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -19,20 +18,18 @@ from upstream import FakeUpstream, free_port
 
 
 @pytest.fixture
-def model_settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=database_url,
-        data_dir=tmp_path,
-        log_json=True,
-        log_level="WARNING",
-        model_retries=2,
-        model_retry_backoff_s=0.01,
-        model_cooldown_failures=3,
-        model_cooldown_s=30.0,
-        usage_flush_s=0.05,
-        openai_api_key=None,
-        anthropic_api_key=None,
+def model_settings(settings: Settings) -> Settings:
+    """The suite's settings with quick retries and cooldowns, and no provider keys from the environment."""
+    return settings.model_copy(
+        update={
+            "model_retries": 2,
+            "model_retry_backoff_s": 0.01,
+            "model_cooldown_failures": 3,
+            "model_cooldown_s": 30.0,
+            "usage_flush_s": 0.05,
+            "openai_api_key": None,
+            "anthropic_api_key": None,
+        }
     )
 
 

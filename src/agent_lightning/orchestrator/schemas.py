@@ -222,19 +222,10 @@ class PolicySwitchRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters of the policy.")
 
 
-class DecisionLogEntry(BaseModel):
+class DecisionLogEntry(Decision):
     """A logged routing decision with the rewards joined to it so far (late feedback included)."""
 
-    id: int
     task_id: str
-    policy: str
-    policy_version: int
-    state: str
-    candidates: list[CandidateScore]
-    chosen_agent: str
-    probability: float
-    confidence: float
-    created_at: datetime
     rewards: list[Reward]
 
 
