@@ -24,15 +24,24 @@ from agent_lightning.agents.service import AgentService
 from agent_lightning.core.config import Settings, get_settings
 from agent_lightning.core.db import Database
 from agent_lightning.core.errors import Unavailable
-from agent_lightning.core.events import InProcessBus
+from agent_lightning.core.events import Event, InProcessBus
 from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware, install_error_handlers
 from agent_lightning.core.logging import configure_logging, get_logger
 from agent_lightning.core.queue import make_broker
 from agent_lightning.core.resilience import ServiceCaller
+from agent_lightning.core.tenancy import set_tenant
 from agent_lightning.execution import api as execution_api
 from agent_lightning.execution.client import ExecutionClient
 from agent_lightning.execution.schemas import Executor
 from agent_lightning.execution.service import ExecutionService
+from agent_lightning.knowledge import api as knowledge_api
+from agent_lightning.knowledge.client import KnowledgeClient
+from agent_lightning.knowledge.schemas import KnowledgeBase, LearnRequest
+from agent_lightning.knowledge.service import KnowledgeService
+from agent_lightning.memory import api as memory_api
+from agent_lightning.memory.client import MemoryClient
+from agent_lightning.memory.schemas import MemoryStore
+from agent_lightning.memory.service import MemoryService
 from agent_lightning.models.schemas import ModelGateway
 from agent_lightning.models.service import ModelService, build_model_service
 from agent_lightning.orchestrator import api as orchestrator_api
@@ -40,12 +49,12 @@ from agent_lightning.orchestrator.client import OrchestratorClient
 from agent_lightning.orchestrator.embedding import GatewayEmbedder
 from agent_lightning.orchestrator.policy import configured_params, make_policy
 from agent_lightning.orchestrator.schemas import Router
-from agent_lightning.orchestrator.service import OrchestratorService
+from agent_lightning.orchestrator.service import OrchestratorService, feedback_reward
 from agent_lightning.orchestrator.worker import TaskWorker
 
 log = get_logger(__name__)
 
-SERVICES = ("orchestrator", "execution", "models")
+SERVICES = ("orchestrator", "execution", "models", "knowledge", "memory")
 """Services that can run in their own process. The agent registry is served with execution."""
 
 
@@ -65,6 +74,10 @@ class Platform:
     execution: ExecutionService | None = None
     orchestrator: OrchestratorService | None = None
     worker: TaskWorker | None = None
+    knowledge: KnowledgeBase | None = None
+    knowledge_service: KnowledgeService | None = None
+    memory: MemoryStore | None = None
+    memory_service: MemoryService | None = None
     callers: list[ServiceCaller] = field(default_factory=list)
     migrate: bool = True
     queue_running: bool = False
@@ -75,6 +88,8 @@ class Platform:
         """Migrate, seed, restore learned state, start the queue and requeue unfinished work."""
         if self.migrate:
             await self.db.upgrade()
+        if self.knowledge_service is not None:
+            await self.knowledge_service.start()
         if self.agent_service is not None:
             created = await self.agent_service.seed(DEFAULT_FLEET)
             if created:
@@ -109,6 +124,8 @@ class Platform:
             job.cancel()
         await asyncio.gather(*self.jobs, *self.background, return_exceptions=True)
         await self.broker.shutdown()
+        if self.knowledge_service is not None:
+            await self.knowledge_service.stop()
         if self.model_service is not None:
             await self.model_service.close()
         for caller in self.callers:
@@ -126,6 +143,11 @@ class Platform:
         checks["queue"] = {"ok": self.queue_running, "detail": type(self.broker).__name__}
         health = await self.models.ready()
         checks["model"] = {"ok": health.ok, "detail": health.detail}
+        if self.knowledge_service is not None:
+            ok, detail = self.knowledge_service.health()
+            if not ok and self.execution is not None:  # tasks still run, without retrieved knowledge
+                ok, detail = True, f"degraded, tasks run without knowledge: {detail}"
+            checks["knowledge"] = {"ok": ok, "detail": detail}
         if self.worker is not None and self.execution is None:
             reachable = await self.worker.executor.ready()
             checks["execution"] = {"ok": reachable, "detail": "reachable" if reachable else "unreachable"}
@@ -211,6 +233,21 @@ def build_platform(
     elif "orchestrator" in local:
         agents = AgentsClient(remote("agents", settings.agents_url or (settings.execution_urls or [None])[0]))
 
+    knowledge_svc: KnowledgeService | None = None
+    knowledge: KnowledgeBase | None = None
+    if "knowledge" in local:
+        knowledge_svc = KnowledgeService(settings=settings, db=db, embeddings=models, models=models)
+        knowledge = knowledge_svc
+    elif settings.knowledge_url:
+        knowledge = KnowledgeClient(remote("knowledge", settings.knowledge_url))
+    memory_svc: MemoryService | None = None
+    memory: MemoryStore | None = None
+    if "memory" in local:
+        memory_svc = MemoryService(settings=settings, db=db, embeddings=models, models=models)
+        memory = memory_svc
+    elif settings.memory_url:
+        memory = MemoryClient(remote("memory", settings.memory_url))
+
     platform = Platform(
         settings=settings,
         services=local,
@@ -222,6 +259,10 @@ def build_platform(
         model_service=model_svc,
         agent_service=agent_svc,
         callers=callers,
+        knowledge=knowledge,
+        knowledge_service=knowledge_svc,
+        memory=memory,
+        memory_service=memory_svc,
     )
 
     if "orchestrator" in local:
@@ -236,7 +277,9 @@ def build_platform(
         router: Router | None = platform.orchestrator
         if router is None and settings.orchestrator_url:
             router = OrchestratorClient(remote("orchestrator", settings.orchestrator_url))
-        platform.execution = ExecutionService(settings=settings, db=db, agents=agents, models=models, router=router)
+        platform.execution = ExecutionService(
+            settings=settings, db=db, agents=agents, models=models, router=router, knowledge=knowledge, memory=memory
+        )
         platform.execution.enqueue = _queue(broker, "execution.run", platform.execution.run_queued, platform.jobs)
 
     if platform.orchestrator is not None:
@@ -252,7 +295,41 @@ def build_platform(
         enqueue_task = _queue(broker, "orchestrator.run_task", platform.worker.run, platform.jobs)
         platform.orchestrator.dispatch = enqueue_task
         platform.worker.enqueue = enqueue_task
+        if knowledge is not None:
+            bus.subscribe("feedback.received", _learn_from_feedback(platform))
     return platform
+
+
+def _learn_from_feedback(platform: Platform) -> Callable[[Event], Awaitable[None]]:
+    """A rewarded task, handed to the knowledge service in the background (it may ask the model)."""
+
+    async def learn(event: Event) -> None:
+        set_tenant(event.tenant_id)
+        task = await platform.orchestrator.get_task(event.data["task_id"])
+        if task.status != "succeeded":
+            return
+        answer = next((a for a in reversed(task.attempts) if a.status == "succeeded"), None)
+        request = LearnRequest(task_id=task.task_id, task=task.description, answer=task.result or "",
+                               reward=feedback_reward(float(event.data["score"])),
+                               agent_id=answer.agent_id if answer else task.assigned_agent)
+        result = await platform.knowledge.learn(request)
+        log.info("knowledge_learned", task_id=task.task_id, action=result.action, item_id=result.item_id)
+
+    async def handler(event: Event) -> None:
+        job = asyncio.create_task(learn(event))
+        platform.background.add(job)
+        job.add_done_callback(_forget(platform.background))
+
+    return handler
+
+
+def _forget(jobs: set[asyncio.Task]) -> Callable[[asyncio.Task], None]:
+    def done(job: asyncio.Task) -> None:
+        jobs.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("knowledge_learning_failed", error=repr(job.exception()))
+
+    return done
 
 
 class Liveness(BaseModel):
@@ -302,6 +379,10 @@ def create_app(
     if platform.execution is not None:
         app.include_router(execution_api.router(platform.execution))
         app.include_router(agents_api.router(platform.agent_service))
+    if platform.knowledge_service is not None:
+        app.include_router(knowledge_api.router(platform.knowledge_service))
+    if platform.memory_service is not None:
+        app.include_router(memory_api.router(platform.memory_service))
     if "models" in platform.services and platform.model_service is not None:
         from agent_lightning.models import api as models_api
 

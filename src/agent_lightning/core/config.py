@@ -14,6 +14,8 @@ SERVICE_PORTS: dict[str, int] = {
     "orchestrator": 8025,
     "execution": 8002,
     "models": 8005,
+    "knowledge": 8006,
+    "memory": 8012,
 }
 """Split-mode default port of each service (see DESIGN.md). The agent registry is served with execution."""
 
@@ -105,11 +107,36 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 32
     usage_flush_s: float = Field(default=1.0, description="How often buffered usage records are written.")
 
+    # Knowledge (see README "Knowledge and memory").
+    knowledge_embedding_model: str = Field(default="all-minilm-l6-v2", description="Embedding alias for chunks.")
+    knowledge_vector_backend: str = Field(default="auto", description="auto, usearch, pgvector or exact.")
+    knowledge_chunk_chars: int = Field(default=1000, ge=200, description="Target chunk size in characters.")
+    knowledge_chunk_overlap: int = Field(default=150, ge=0, description="Characters repeated between chunks.")
+    knowledge_budget_tokens: int = Field(default=600, ge=0, description="Prompt tokens for retrieved knowledge.")
+    knowledge_min_similarity: float = Field(default=0.3, description="Cosine below which a hit is not injected.")
+    knowledge_learn_threshold: float = Field(default=0.8, description="Reward from which a task becomes knowledge.")
+    knowledge_dedup_similarity: float = Field(default=0.92, description="Cosine above which a learned item merges.")
+    knowledge_half_life_days: float = Field(default=90.0, description="Idle time that halves feedback weight.")
+    knowledge_distill_model: str | None = Field(default=None, description="Chat alias that distils; default model.")
+    # Memory.
+    memory_embedding_model: str = "all-minilm-l6-v2"
+    memory_budget_tokens: int = Field(default=800, ge=0, description="Prompt tokens for conversation memory.")
+    memory_recent_share: float = Field(default=0.6, gt=0, le=1, description="Share of the budget for recent turns.")
+    memory_summary_after: int = Field(default=6, ge=2, description="Unsummarised old messages that trigger a summary.")
+    memory_recall_k: int = Field(default=4, ge=0, description="Older memories recalled by vector search.")
+    memory_min_similarity: float = Field(default=0.3, description="Cosine below which a memory is not recalled.")
+    memory_summary_model: str | None = Field(default=None, description="Chat alias for summaries; default model.")
+    memory_working_ttl_s: float = Field(default=3600.0, description="Default lifetime of working memory.")
+    memory_max_age_days: float = Field(default=365.0, description="Episodic memories older than this are pruned.")
+    memory_max_per_user: int = Field(default=5000, description="Memories kept per user when pruning.")
+
     # Split mode: where the other services are. Empty means in-process.
     execution_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     models_url: str | None = None
     agents_url: str | None = None
     orchestrator_url: str | None = None
+    knowledge_url: str | None = None
+    memory_url: str | None = None
     http_timeout_s: float = 180.0
     http_retries: int = 3
     breaker_failures: int = 5

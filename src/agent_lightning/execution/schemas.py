@@ -7,6 +7,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agent_lightning.knowledge.schemas import Citation
+
 ExecutionStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -41,6 +43,9 @@ class ExecuteResult(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    knowledge_used: list[Citation] = Field(default_factory=list, description="Knowledge injected into the prompt.")
+    citations: list[str] = Field(default_factory=list, description="Markers (K1 …) the answer cites.")
+    memory_used: dict[str, Any] | None = Field(default=None, description="Session, turns and memories given.")
 
 
 class ExecuteResponse(BaseModel):

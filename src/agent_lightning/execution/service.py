@@ -21,24 +21,38 @@ from agent_lightning.execution.schemas import (
     ExecutionRecord,
 )
 from agent_lightning.execution.tables import ExecutionRow
+from agent_lightning.knowledge.schemas import ContextRequest as KnowledgeRequest
+from agent_lightning.knowledge.schemas import KnowledgeBase, KnowledgeContext
+from agent_lightning.memory.schemas import ContextRequest as MemoryRequest
+from agent_lightning.memory.schemas import Exchange, MemoryContext, MemoryStore
 from agent_lightning.models.schemas import ChatMessage, ChatRequest, ModelGateway
 from agent_lightning.orchestrator.schemas import RoutePreviewRequest, Router
 
 log = get_logger(__name__)
 
 CONTEXT_LIMIT = 4000
+CONVERSATION_KEYS = ("session_id", "user_id")
 
 
-def build_messages(agent: Agent, task: str, context: dict) -> list[ChatMessage]:
-    """The agent's system prompt, then the task with any context the caller gave."""
+def build_messages(
+    agent: Agent, task: str, context: dict, *, knowledge: str = "", memory: MemoryContext | None = None
+) -> list[ChatMessage]:
+    """The agent's system prompt (with remembered context and retrieved knowledge), the conversation's
+    recent turns, then the task with any context the caller gave."""
     system = agent.system_prompt
     if agent.capabilities:
         system += f"\n\nYour capabilities: {', '.join(agent.capabilities)}."
+    if memory is not None and memory.text:
+        system += f"\n\n{memory.text}"
+    if knowledge:
+        system += f"\n\nRelevant knowledge (cite it as [K1], [K2] … when you use it):\n{knowledge}"
+    turns = [ChatMessage(role=t.role if t.role != "system" else "user", content=t.content) for t in (memory.turns if memory else [])]
     user = task
-    if context:
-        rendered = json.dumps(context, indent=2, sort_keys=True, default=str)[:CONTEXT_LIMIT]
+    extra = {k: v for k, v in context.items() if k not in CONVERSATION_KEYS}
+    if extra:
+        rendered = json.dumps(extra, indent=2, sort_keys=True, default=str)[:CONTEXT_LIMIT]
         user += f"\n\nContext:\n{rendered}"
-    return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
+    return [ChatMessage(role="system", content=system), *turns, ChatMessage(role="user", content=user)]
 
 
 class ExecutionService:
@@ -49,9 +63,19 @@ class ExecutionService:
     """
 
     def __init__(
-        self, *, settings: Settings, db: Database, agents: AgentRegistry, models: ModelGateway, router: Router | None
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        agents: AgentRegistry,
+        models: ModelGateway,
+        router: Router | None,
+        knowledge: KnowledgeBase | None = None,
+        memory: MemoryStore | None = None,
     ) -> None:
         self.settings = settings
+        self.knowledge = knowledge
+        self.memory = memory
         self.db = db
         self.agents = agents
         self.models = models
@@ -109,6 +133,8 @@ class ExecutionService:
                 prompt_tokens=row.prompt_tokens,
                 completion_tokens=row.completion_tokens,
                 latency_ms=row.latency_ms or 0.0,
+                knowledge_used=row.knowledge_used or [],
+                memory_used=row.memory_used,
             )
         return ExecutionRecord(
             task_id=row.task_id,
@@ -163,10 +189,14 @@ class ExecutionService:
         started = time.perf_counter()
         try:
             agent = await self._resolve_agent(request)
+            knowledge = await self._knowledge(agent, request)
+            memory = await self._memory(agent, request)
             chat = await self.models.chat(
                 ChatRequest(
                     model=agent.model,
-                    messages=build_messages(agent, request.task, request.context),
+                    messages=build_messages(
+                        agent, request.task, request.context, knowledge=knowledge.text if knowledge else "", memory=memory
+                    ),
                     temperature=agent.temperature,
                     max_tokens=agent.max_tokens,
                     timeout_s=request.timeout or self.settings.task_timeout_s,
@@ -192,9 +222,54 @@ class ExecutionService:
             prompt_tokens=chat.prompt_tokens,
             completion_tokens=chat.completion_tokens,
             latency_ms=(time.perf_counter() - started) * 1000,
+            knowledge_used=knowledge.used if knowledge else [],
+            citations=[c.marker for c in (knowledge.used if knowledge else []) if f"[{c.marker}]" in chat.content],
+            memory_used=memory.used() if memory else None,
         )
+        await self._remember(memory, agent, request, chat.content)
         row = await self._finish(execution_id, status="succeeded", result=result)
         return ExecuteResponse(task_id=row.task_id, result=result, metadata={"agent_id": agent.id})
+
+    async def _knowledge(self, agent: Agent, request: ExecuteRequest) -> KnowledgeContext | None:
+        """The best knowledge for the task within the budget; the task runs without it if search fails."""
+        if self.knowledge is None or self.settings.knowledge_budget_tokens <= 0:
+            return None
+        try:
+            return await self.knowledge.context(
+                KnowledgeRequest(task=request.task, agent_id=agent.id, task_id=request.task_id,
+                                 budget_tokens=self.settings.knowledge_budget_tokens)
+            )
+        except Exception as exc:
+            log.warning("knowledge_unavailable", error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    async def _memory(self, agent: Agent, request: ExecuteRequest) -> MemoryContext | None:
+        """The conversation's context when the request names a session or a user."""
+        session_id, user_id = request.context.get("session_id"), request.context.get("user_id")
+        if self.memory is None or not (session_id or user_id):
+            return None
+        try:
+            return await self.memory.build_context(
+                MemoryRequest(session_id=session_id, user_id=user_id, agent_id=agent.id, query=request.task,
+                              budget_tokens=self.settings.memory_budget_tokens)
+            )
+        except AppError:
+            raise
+        except Exception as exc:
+            log.warning("memory_unavailable", error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    async def _remember(self, memory: MemoryContext | None, agent: Agent, request: ExecuteRequest, answer: str) -> None:
+        """Record the finished turn in the conversation (a failure loses the turn, not the answer)."""
+        if memory is None or self.memory is None:
+            return
+        try:
+            await self.memory.record_exchange(
+                Exchange(session_id=memory.session_id, user_id=memory.user_id, agent_id=agent.id, user=request.task,
+                         assistant=answer, task_id=request.task_id)
+            )
+        except Exception as exc:
+            log.warning("memory_not_recorded", session_id=memory.session_id, error=f"{type(exc).__name__}: {exc}")
 
     async def _finish(self, execution_id: str, *, status: str, error: str | None = None, result: ExecuteResult | None = None) -> ExecutionRow:
         async with self.db.session() as session:
@@ -205,4 +280,6 @@ class ExecutionService:
                 row.model, row.provider, row.response = result.model, result.provider, result.response
                 row.prompt_tokens, row.completion_tokens = result.prompt_tokens, result.completion_tokens
                 row.latency_ms = result.latency_ms
+                row.knowledge_used = [c.model_dump(mode="json") for c in result.knowledge_used] or None
+                row.memory_used = result.memory_used
         return row

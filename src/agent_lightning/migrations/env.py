@@ -10,6 +10,8 @@ from agent_lightning.agents import tables as _agents  # noqa: F401  (registers t
 from agent_lightning.core.config import get_settings
 from agent_lightning.core.db import Base
 from agent_lightning.execution import tables as _execution  # noqa: F401
+from agent_lightning.knowledge import tables as _knowledge  # noqa: F401
+from agent_lightning.memory import tables as _memory  # noqa: F401
 from agent_lightning.models import tables as _models  # noqa: F401
 from agent_lightning.orchestrator import tables as _orchestrator  # noqa: F401
 

@@ -95,6 +95,8 @@ class Attempt(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     error: str | None
+    knowledge_used: list[dict[str, Any]] | None = None
+    memory_used: dict[str, Any] | None = None
 
 
 class Decision(BaseModel):

@@ -66,6 +66,8 @@ class AttemptRow(TenantMixin, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    knowledge_used: Mapped[list | None] = mapped_column(nullable=True)
+    memory_used: Mapped[dict | None] = mapped_column(nullable=True)
 
 
 class DecisionRow(TenantMixin, Base):

@@ -108,6 +108,8 @@ class TaskWorker:
                     agent_version=result.agent_version,
                     prompt_tokens=result.prompt_tokens,
                     completion_tokens=result.completion_tokens,
+                    knowledge_used=[c.model_dump(mode="json") for c in result.knowledge_used] or None,
+                    memory_used=result.memory_used,
                 )
             )
             done = await session.execute(
