@@ -39,6 +39,8 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(db_app, name="db")
 app.add_typer(policy_app, name="policy")
 app.add_typer(bench_app, name="bench")
+knowledge_app = typer.Typer(help="The knowledge base: add documents, search, stats.", no_args_is_help=True)
+app.add_typer(knowledge_app, name="knowledge")
 
 console = Console()
 err = Console(stderr=True)
@@ -515,3 +517,94 @@ def bench_routing(
             err.print("[red]--plot needs matplotlib: pip install 'agent-lightning[bench]'[/]")
             raise typer.Exit(1)
         console.print(f"Plot written to {plot}")
+
+
+# --- knowledge ----------------------------------------------------------------------------------------
+
+UPLOAD_LIMIT = 200 * 1024  # below the server's default body limit (ALP_MAX_BODY_BYTES)
+
+
+def _knowledge_files(paths: list[Path]) -> list[Path]:
+    """The files named, and the text, Markdown, HTML and PDF files under the folders named."""
+    from agent_lightning.knowledge.ingest import _SUFFIXES
+
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            err.print(f"[yellow]Skipped {path}: not found[/]")
+    return found
+
+
+def _add_document(url: str, path: Path, params: dict[str, Any]) -> int:
+    """Upload one file (large ones as extracted text, in parts); returns the number of chunks stored."""
+    from agent_lightning.knowledge.ingest import decode, detect_format
+
+    data = path.read_bytes()
+    if len(data) <= UPLOAD_LIMIT:
+        return _call(url, "POST", "/knowledge/upload", params={"filename": path.name, **params}, content=data)["chunks"]
+    fmt = detect_format(path.name)
+    text = decode(data, fmt)
+    parts, current = [], ""
+    for paragraph in text.split("\n\n"):
+        if current and len(current) + len(paragraph) > UPLOAD_LIMIT // 2:
+            parts.append(current)
+            current = ""
+        current += paragraph + "\n\n"
+    parts.append(current)
+    stored = 0
+    for number, part in enumerate(parts, start=1):
+        body = {"content": part, "format": "text" if fmt == "pdf" else fmt, "source": path.name,
+                "title": f"{path.stem} ({number}/{len(parts)})" if len(parts) > 1 else None,
+                "category": params["category"], "agent_id": params.get("agent_id"), "shared": params["shared"]}
+        stored += _call(url, "POST", "/knowledge/items", json=body)["chunks"]
+    return stored
+
+
+@knowledge_app.command("add")
+def knowledge_add(
+    paths: list[Path] = typer.Argument(..., help="Files or folders (text, Markdown, HTML, PDF)."),
+    category: str = typer.Option("technical_documentation", "--category"),
+    agent: str = typer.Option(None, "--agent", help="Only this agent sees the documents."),
+    shared: bool = typer.Option(False, "--shared", help="Visible to every tenant."),
+    url: str = URL_OPTION,
+) -> None:
+    """Ingest documents into the knowledge base, with a progress bar."""
+    from rich.progress import Progress
+
+    files = _knowledge_files(paths)
+    params: dict[str, Any] = {"category": category, "shared": shared}
+    if agent:
+        params["agent_id"] = agent
+    chunks = 0
+    with Progress(console=console) as progress:
+        bar = progress.add_task("Ingesting", total=len(files))
+        for path in files:
+            progress.update(bar, description=f"Ingesting {path.name[:40]}")
+            chunks += _add_document(url, path, params)
+            progress.advance(bar)
+    console.print(f"{len(files)} documents, {chunks} new chunks.")
+
+
+@knowledge_app.command("search")
+def knowledge_search(
+    query: str,
+    k: int = typer.Option(5, "--k"),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid, vector or fulltext."),
+    url: str = URL_OPTION,
+) -> None:
+    """Search the knowledge base."""
+    result = _call(url, "POST", "/knowledge/search", json={"query": query, "k": k, "mode": mode})
+    table = _table("score", "title", "heading", "text")
+    for hit in result["hits"]:
+        table.add_row(f"{hit['score']:.4f}", hit["title"][:40], hit["heading"][:30], hit["text"][:80])
+    console.print(table)
+
+
+@knowledge_app.command("stats")
+def knowledge_stats(url: str = URL_OPTION) -> None:
+    """Counts, usage and the vector backend."""
+    console.print_json(json.dumps(_call(url, "GET", "/knowledge/stats")))

@@ -134,6 +134,7 @@ class ExecutionService:
                 completion_tokens=row.completion_tokens,
                 latency_ms=row.latency_ms or 0.0,
                 knowledge_used=row.knowledge_used or [],
+                citations=[c["marker"] for c in row.knowledge_used or [] if f"[{c['marker']}]" in (row.response or "")],
                 memory_used=row.memory_used,
             )
         return ExecutionRecord(

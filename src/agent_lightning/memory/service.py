@@ -40,7 +40,7 @@ from agent_lightning.models.schemas import ChatMessage, ChatRequest, EmbeddingGa
 log = get_logger(__name__)
 
 SAME_FACT = 0.9
-SAME_SUBJECT = 0.6
+SAME_SUBJECT = 0.4
 KEEP_RECENT = 6
 SUMMARY_PROMPT = (
     "You keep a running summary of a conversation between a user and an assistant. Update the summary "
