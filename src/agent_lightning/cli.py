@@ -80,7 +80,7 @@ def up(
 
 @app.command()
 def serve(
-    service: str = typer.Argument(..., help="orchestrator, execution or models."),
+    service: str = typer.Argument(..., help="orchestrator, execution, models, knowledge or memory."),
     port: int = typer.Option(None, help="Port; defaults to the service's split-mode port."),
     host: str = typer.Option(None, help="Interface to listen on."),
 ) -> None:
@@ -115,6 +115,8 @@ def _run_split(settings: Settings, host: str) -> None:
         "ALP_MODELS_URL": urls["models"],
         "ALP_AGENTS_URL": urls["execution"],
         "ALP_ORCHESTRATOR_URL": urls["orchestrator"],
+        "ALP_KNOWLEDGE_URL": urls["knowledge"],
+        "ALP_MEMORY_URL": urls["memory"],
     }
     children = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM as on Ctrl-C
