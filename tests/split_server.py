@@ -4,7 +4,9 @@
 
 Configuration comes from ALP_* variables like any deployment; the model is the scripted test provider
 (registered through the model service's interface). With BREAK_V2=1 the primary execute endpoint
-answers 500, to prove the orchestrator falls back to /agents/execute. GET /_hits counts requests per path.
+answers 500, to prove the orchestrator falls back to /agents/execute. With SPLIT_MODELS=quoting the model
+answers by quoting the knowledge and memories in its prompt, and embeddings are real (tests/embedded.py).
+GET /_hits counts requests per path.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from scripted import scripted_models  # noqa: E402
 def main() -> None:
     services, port = sys.argv[1].split(","), int(sys.argv[2])
     settings = Settings()
-    models, _ = scripted_models(settings)
+    if os.environ.get("SPLIT_MODELS") == "quoting":
+        from embedded import QuotingProvider, with_embeddings
+
+        models = with_embeddings(settings, QuotingProvider())
+    else:
+        models, _ = scripted_models(settings)
     app = create_app(settings, services, model_service=models, migrate=False)
     hits: Counter[str] = Counter()
 

@@ -59,3 +59,23 @@ def test_execution_routes_through_the_remote_orchestrator(cluster):
     a = cluster.start("exec-a", "execution", exec_port, ALP_ORCHESTRATOR_URL=orchestrator)
     body = httpx.post(f"{a}/api/v2/agents/execute", json={"task": "Audit authentication for XSS vulnerabilities"}, timeout=10).json()
     assert body["result"]["agent"] == "security_expert"
+
+
+def test_knowledge_and_memory_served_from_their_own_process(cluster):
+    km = cluster.start("knowledge-memory", "knowledge,memory", free_port(), SPLIT_MODELS="quoting")
+    core = cluster.start("core", "orchestrator,execution", free_port(), SPLIT_MODELS="quoting",
+                         ALP_KNOWLEDGE_URL=km, ALP_MEMORY_URL=km)
+    doc = "# Pools\n\n## Sizing\nKeep the connection pool small: twice the number of CPU cores is a good start.\n"
+    assert httpx.post(f"{km}/knowledge/upload", params={"filename": "pools.md"}, content=doc.encode(), timeout=60).status_code < 300
+
+    def ask(description: str, session: str) -> dict:
+        body = {"description": description, "agent_id": "full_stack_developer",
+                "metadata": {"user_id": "ana", "session_id": session}}
+        return wait_done(core, httpx.post(f"{core}/assign-task", json=body).json()["task_id"], timeout=60)
+
+    assert ask("My production database is PostgreSQL 16 on a 4-core machine.", "monday")["status"] == "succeeded"
+    answer = ask("How large should the connection pool of my database server be?", "tuesday")
+    assert answer["status"] == "succeeded"
+    assert "twice the number of CPU cores" in answer["result"]        # retrieved over HTTP from the other process
+    assert "PostgreSQL 16 on a 4-core machine" in answer["result"]    # remembered over HTTP from the other process
+    assert answer["attempts"][-1]["knowledge_used"] and answer["attempts"][-1]["memory_used"]["memories"]
