@@ -71,3 +71,28 @@ def test_tasks_and_agents_through_the_cli(cluster):
     assert code == 0 and "rust_developer" in output
     code, output = alp("task", "show", "no-such-task", "--url", url)
     assert code == 1 and "404 task_not_found" in output
+
+
+def test_knowledge_commands(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALP_MAX_BODY_BYTES", "16384")  # the client reads the server's limit from the same setting
+    get_settings.cache_clear()
+    try:
+        url = cluster.start("knowledge", "knowledge", free_port(), SPLIT_MODELS="quoting")
+        docs = tmp_path / "docs"
+        docs.mkdir()
+        (docs / "pools.md").write_text("# Pools\n\n## Sizing\nKeep the connection pool small: twice the CPU cores.\n")
+        (docs / "retries.html").write_text("<html><body><h1>Retries</h1><p>Back off exponentially with jitter.</p></body></html>")
+        big = " ".join(f"Section {i} explains how cache layer {i % 97} expires its entries." for i in range(300))
+        (docs / "big.txt").write_text(big)  # over the upload limit: sent as text, in parts
+
+        code, output = alp("knowledge", "add", str(docs), "--url", url)
+        assert code == 0, output
+        assert "3 documents" in output
+        code, output = alp("knowledge", "search", "how big should the connection pool be", "--url", url)
+        assert code == 0 and "Pools" in output
+        code, output = alp("knowledge", "stats", "--url", url)
+        assert code == 0
+        code, again = alp("knowledge", "add", str(docs / "pools.md"), "--url", url)
+        assert code == 0 and "0 new chunks" in again, "the same document is stored once"
+    finally:
+        get_settings.cache_clear()

@@ -523,7 +523,6 @@ def bench_routing(
 
 # --- knowledge ----------------------------------------------------------------------------------------
 
-UPLOAD_LIMIT = 200 * 1024  # below the server's default body limit (ALP_MAX_BODY_BYTES)
 
 
 def _knowledge_files(paths: list[Path]) -> list[Path]:
@@ -541,22 +540,36 @@ def _knowledge_files(paths: list[Path]) -> list[Path]:
     return found
 
 
+def _text_parts(text: str, limit: int) -> list[str]:
+    """`text` cut into parts of at most `limit` characters, on paragraphs, else on the last space."""
+    pieces: list[str] = []
+    room = limit - 2  # each piece is followed by a blank line
+    for paragraph in text.split("\n\n"):
+        while len(paragraph) > room:
+            cut = paragraph.rfind(" ", 0, room)
+            cut = cut if cut > room // 2 else room
+            pieces.append(paragraph[:cut])
+            paragraph = paragraph[cut:].lstrip()
+        pieces.append(paragraph)
+    parts, current = [], ""
+    for piece in pieces:
+        if current and len(current) + len(piece) + 2 > limit:
+            parts.append(current)
+            current = ""
+        current += piece + "\n\n"
+    return [*parts, current] if current.strip() else parts
+
+
 def _add_document(url: str, path: Path, params: dict[str, Any]) -> int:
     """Upload one file (large ones as extracted text, in parts); returns the number of chunks stored."""
     from agent_lightning.knowledge.ingest import decode, detect_format
 
+    limit = get_settings().max_body_bytes * 3 // 4  # the server's body limit (ALP_MAX_BODY_BYTES), with room
     data = path.read_bytes()
-    if len(data) <= UPLOAD_LIMIT:
+    if len(data) <= limit:
         return _call(url, "POST", "/knowledge/upload", params={"filename": path.name, **params}, content=data)["chunks"]
     fmt = detect_format(path.name)
-    text = decode(data, fmt)
-    parts, current = [], ""
-    for paragraph in text.split("\n\n"):
-        if current and len(current) + len(paragraph) > UPLOAD_LIMIT // 2:
-            parts.append(current)
-            current = ""
-        current += paragraph + "\n\n"
-    parts.append(current)
+    parts = _text_parts(decode(data, fmt), limit // 3)  # JSON escaping and UTF-8 may grow the text
     stored = 0
     for number, part in enumerate(parts, start=1):
         body = {"content": part, "format": "text" if fmt == "pdf" else fmt, "source": path.name,
