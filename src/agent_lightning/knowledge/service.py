@@ -43,11 +43,10 @@ from agent_lightning.knowledge.schemas import (
 )
 from agent_lightning.knowledge.tables import KnowledgeChunkRow, KnowledgeItemRow, KnowledgeUseRow
 from agent_lightning.knowledge.vectors import PgVectorIndex, UsearchIndex, VectorBackend, from_blob, open_backend, to_blob
-from agent_lightning.models.schemas import EmbeddingGateway, EmbeddingRequest, ModelGateway
+from agent_lightning.models.schemas import EmbeddingGateway, ModelGateway, embed_unit_vectors
 
 log = get_logger(__name__)
 
-EMBED_BATCH = 64
 RELEVANCE_STEP = 0.2
 RELEVANCE_RANGE = (0.2, 3.0)
 
@@ -115,15 +114,7 @@ class KnowledgeService:
         return len((await self._embed(["dimension probe"]))[0])
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), EMBED_BATCH):
-            batch = texts[start : start + EMBED_BATCH]
-            result = await self.embeddings.embed(
-                EmbeddingRequest(model=self.model, input=batch, metadata={"purpose": "knowledge"}))
-            vectors.extend(result.vectors)
-        matrix = np.asarray(vectors, dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        return matrix / np.clip(norms, 1e-12, None)
+        return await embed_unit_vectors(self.embeddings, self.model, texts, "knowledge")
 
     # --- items ----------------------------------------------------------------------------------------
 

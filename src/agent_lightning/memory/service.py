@@ -35,7 +35,7 @@ from agent_lightning.memory.schemas import (
     UserExport,
 )
 from agent_lightning.memory.tables import MemoryMessageRow, MemoryRow, MemorySessionRow
-from agent_lightning.models.schemas import ChatMessage, ChatRequest, EmbeddingGateway, EmbeddingRequest, ModelGateway
+from agent_lightning.models.schemas import ChatMessage, ChatRequest, EmbeddingGateway, ModelGateway, embed_unit_vectors
 
 log = get_logger(__name__)
 
@@ -216,9 +216,7 @@ class MemoryService:
                 row.last_accessed_at = utcnow()
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
-        result = await self.embeddings.embed(EmbeddingRequest(model=self.model, input=texts, metadata={"purpose": "memory"}))
-        matrix = np.asarray(result.vectors, dtype=np.float32)
-        return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+        return await embed_unit_vectors(self.embeddings, self.model, texts, "memory")
 
     # --- recording ------------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, field_validator
 
 ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,119}$"
@@ -207,3 +209,16 @@ class EmbeddingGateway(Protocol):
     """Embeddings, for services that index or search text."""
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult: ...
+
+
+EMBED_BATCH = 64
+
+
+async def embed_unit_vectors(gateway: EmbeddingGateway, model: str, texts: list[str], purpose: str) -> np.ndarray:
+    """Unit-length float32 vectors for `texts`, asked of `gateway` in batches it accepts."""
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        request = EmbeddingRequest(model=model, input=texts[start : start + EMBED_BATCH], metadata={"purpose": purpose})
+        vectors.extend((await gateway.embed(request)).vectors)
+    matrix = np.asarray(vectors, dtype=np.float32)
+    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
