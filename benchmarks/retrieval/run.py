@@ -1,11 +1,29 @@
-"""Retrieval benchmark: quality of vector, full-text and hybrid search on a labelled question → passage set
-built from Python's standard-library docstrings, and latency of the vector stores at 10k and 100k chunks.
+"""Retrieval benchmark: search quality on a labelled question → passage set, and search latency at 10k and
+100k chunks on SQLite and PostgreSQL.
 
-    .venv/bin/python benchmarks/retrieval/run.py [--questions 300] [--sizes 10000,100000]
+    .venv/bin/python benchmarks/retrieval/run.py [--sizes 10000,100000] [--out benchmarks/retrieval/results.md]
 
-The questions are the first sentence of a function's docstring with the function's own name removed; the
-labelled passage is that function's documentation chunk (name, signature and full docstring). That makes
-it a known-item task: good for comparing modes and stores, generous to full-text (the words overlap).
+Quality. The corpus is Python's standard-library documentation: one knowledge item per documented public
+function or class of ~60 modules (its qualified name, then its docstring; PSF licence, installed with
+Python), about 700 chunks. Two question sets are run against it:
+
+- `questions.jsonl`, written by hand: questions phrased the way a user asks them (paraphrases, short
+  keyword queries, long questions with context, a few typos), each labelled with the qualified name of
+  the passage that answers it (`key`) and, where two passages answer equally, the others (`also`).
+- a generated known-item set: the first sentence of a docstring with the function's name removed. It
+  shares its words with the answer and flatters full-text search; kept as a comparison.
+
+Each set is searched in vector mode (the usearch HNSW index and, as its ceiling, exact search), full-text
+(FTS5) and hybrid mode through `KnowledgeService.search`; a question counts as answered at rank r when
+its passage's first chunk among the hits is the r-th hit.
+
+Latency. Chunks of realistic text (sentences sampled from the same docstrings) with 384-d clustered unit
+vectors are bulk-loaded into each database, then searched through the service's own code: the vector
+backends of `knowledge.vectors` (usearch beside SQLite, pgvector HNSW on PostgreSQL with the extension,
+exact search in the app on PostgreSQL without it), `knowledge.search.fulltext` (FTS5 / tsvector) and
+`KnowledgeService._search` in hybrid mode with the query vector given (the embedding of the query is
+measured in the quality table). PostgreSQL with pgvector is a private PostgreSQL 16 from the PyPI
+`pgserver` package; PostgreSQL without it is the server at --pg-url (the machine's PostgreSQL 15).
 """
 
 from __future__ import annotations
@@ -14,37 +32,58 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import json
+import os
 import platform
 import random
 import re
 import sqlite3
 import statistics
+import struct
 import tempfile
 import time
-from datetime import date
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert, text
 
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database
 from agent_lightning.core.logging import configure_logging
-from agent_lightning.knowledge.schemas import ItemCreate, SearchRequest
+from agent_lightning.core.tenancy import DEFAULT_TENANT
+from agent_lightning.knowledge import search as fts
+from agent_lightning.knowledge.schemas import Filters, ItemCreate, SearchRequest
 from agent_lightning.knowledge.service import KnowledgeService
-from agent_lightning.models.embeddings import LocalEmbedder
-from agent_lightning.models.service import ModelService
+from agent_lightning.knowledge.tables import KnowledgeChunkRow, KnowledgeItemRow
+from agent_lightning.knowledge.vectors import open_backend
 
+HERE = Path(__file__).resolve().parent
 MODULES = ["os", "os.path", "shutil", "json", "re", "string", "textwrap", "itertools", "functools", "collections",
            "heapq", "bisect", "math", "statistics", "random", "datetime", "calendar", "pathlib", "glob", "fnmatch",
            "tempfile", "csv", "hashlib", "base64", "binascii", "zlib", "gzip", "tarfile", "zipfile", "urllib.parse",
            "html", "email.utils", "uuid", "secrets", "operator", "copy", "pprint", "inspect", "ast", "dis",
            "threading", "queue", "subprocess", "socket", "select", "asyncio", "contextlib", "abc", "typing",
            "decimal", "fractions", "difflib", "unicodedata", "locale", "gettext", "logging", "warnings", "time"]
+DIMS = 384
+K = 10
+FTS_DEPTH = 2 * K  # what KnowledgeService._search asks full-text for at k = 10
+MODEL = Settings(_env_file=None).knowledge_embedding_model
 
 
-def documented_functions() -> list[tuple[str, str, str]]:
-    """(qualified name, passage, question) for each public function with a one-sentence docstring head."""
-    found = []
+@dataclass
+class Question:
+    text: str
+    keys: tuple[str, ...]
+
+
+# --- corpus and questions ---------------------------------------------------------------------------------
+
+def documented_functions() -> dict[str, str]:
+    """Qualified name → passage (name, blank line, docstring) for each public callable with a real docstring."""
+    found: dict[str, str] = {}
     for name in MODULES:
         module = importlib.import_module(name)
         for attr, obj in sorted(vars(module).items()):
@@ -54,45 +93,84 @@ def documented_functions() -> list[tuple[str, str, str]]:
             first = doc.split("\n\n")[0].replace("\n", " ").strip()
             if len(first.split()) < 6 or len(doc) > 3000:
                 continue
-            question = re.sub(rf"\b{re.escape(attr)}\b", "it", first.split(". ")[0]).rstrip(".") + "?"
-            found.append((f"{name}.{attr}", f"{name}.{attr}\n\n{doc}", question))
+            found[f"{name}.{attr}"] = f"{name}.{attr}\n\n{doc}"
     return found
 
 
-def embedding_models(settings: Settings) -> ModelService:
+def handwritten_questions(path: Path, docs: dict[str, str]) -> tuple[list[Question], int]:
+    """The hand-written set; questions whose passage this Python does not document are left out (counted)."""
+    questions, missing = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        keys = tuple(k for k in (record["key"], *record.get("also", [])) if k in docs)
+        if record["key"] not in docs:
+            missing += 1
+            continue
+        questions.append(Question(record["q"], keys))
+    return questions, missing
+
+
+def generated_questions(docs: dict[str, str], n: int, seed: int) -> list[Question]:
+    """Known-item questions: a docstring's first sentence with the function's own name removed."""
+    questions = []
+    for qualified, passage in docs.items():
+        attr = qualified.rsplit(".", 1)[1]
+        doc = passage.split("\n\n", 1)[1]
+        first = doc.split("\n\n")[0].replace("\n", " ").strip()
+        question = re.sub(rf"\b{re.escape(attr)}\b", "it", first.split(". ")[0]).rstrip(".") + "?"
+        questions.append(Question(question, (qualified,)))
+    return random.Random(seed).sample(questions, min(n, len(questions)))
+
+
+# --- quality --------------------------------------------------------------------------------------------
+
+def embedding_models(settings: Settings):
+    from agent_lightning.models.embeddings import LocalEmbedder
+    from agent_lightning.models.service import ModelService
+
     models = ModelService(settings=settings)
     models.embedder = LocalEmbedder(threads=2, batch_size=64)
-    models.register_alias(settings.knowledge_embedding_model, provider="local", provider_model="all-MiniLM-L6-v2", kind="embedding")
+    models.register_alias(settings.knowledge_embedding_model, provider="local", provider_model="all-MiniLM-L6-v2",
+                          kind="embedding")
     return models
 
 
-async def quality(n_questions: int, seed: int) -> tuple[list[list[str]], int, int]:
-    docs = documented_functions()
-    rng = random.Random(seed)
+async def quality(docs: dict[str, str], sets: dict[str, list[Question]]) -> tuple[dict[str, list[list[str]]], int]:
+    """Recall@5, recall@10, MRR and p50 latency per mode for each question set; and the chunk count."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=f"sqlite+aiosqlite:///{tmp}/bench.db")
         db = Database(settings.resolved_database_url())
         await db.upgrade()
-        knowledge = KnowledgeService(settings=settings, db=db, embeddings=embedding_models(settings))
+        models = embedding_models(settings)
+        knowledge = KnowledgeService(settings=settings, db=db, embeddings=models)
+        exact = KnowledgeService(settings=settings.model_copy(update={"knowledge_vector_backend": "exact"}), db=db,
+                                 embeddings=models)
         ids = {}
-        for qualified, passage, _ in docs:
+        for qualified, passage in docs.items():
             result = await knowledge.create(ItemCreate(title=qualified, content=passage, source=qualified,
                                                        category="api_references"))
             ids[qualified] = result.item.id
         chunks = (await knowledge.stats()).chunks
-        sample = rng.sample(docs, min(n_questions, len(docs)))
-        rows = []
-        for mode in ("vector", "fulltext", "hybrid"):
-            ranks, latencies = [], []
-            for qualified, _, question in sample:
-                started = time.perf_counter()
-                hits = (await knowledge.search(SearchRequest(query=question, k=10, mode=mode))).hits
-                latencies.append((time.perf_counter() - started) * 1000)
-                found = [h.item_id for h in hits]
-                ranks.append(found.index(ids[qualified]) + 1 if ids[qualified] in found else None)
-            rows.append(_quality_row(mode, ranks, latencies))
+        modes = [("vector (usearch HNSW)", knowledge, "vector"), ("vector (exact search, ceiling)", exact, "vector"),
+                 ("full-text (FTS5)", knowledge, "fulltext"), ("hybrid (RRF)", knowledge, "hybrid")]
+        tables = {}
+        for name, questions in sets.items():
+            rows = []
+            for label, service, mode in modes:
+                ranks, latencies = [], []
+                for question in questions:
+                    started = time.perf_counter()
+                    hits = (await service.search(SearchRequest(query=question.text, k=K, mode=mode))).hits
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    found = [hit.item_id for hit in hits]
+                    wanted = [found.index(ids[key]) + 1 for key in question.keys if ids[key] in found]
+                    ranks.append(min(wanted) if wanted else None)
+                rows.append(_quality_row(label, ranks, latencies))
+            tables[name] = rows
         await db.close()
-    return rows, len(sample), chunks
+    return tables, chunks
 
 
 def _quality_row(mode: str, ranks: list[int | None], latencies: list[float]) -> list[str]:
@@ -100,9 +178,10 @@ def _quality_row(mode: str, ranks: list[int | None], latencies: list[float]) -> 
     r5 = sum(1 for r in ranks if r and r <= 5) / n
     r10 = sum(1 for r in ranks if r and r <= 10) / n
     mrr = sum(1 / r for r in ranks if r) / n
-    p50 = statistics.median(latencies)
-    return [mode, f"{r5:.3f}", f"{r10:.3f}", f"{mrr:.3f}", f"{p50:.1f}"]
+    return [mode, f"{r5:.3f}", f"{r10:.3f}", f"{mrr:.3f}", f"{statistics.median(latencies):.1f}"]
 
+
+# --- synthetic chunks at scale --------------------------------------------------------------------------
 
 def clustered(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
     centres = rng.normal(size=(max(1, n // 100), dims)).astype(np.float32)
@@ -110,30 +189,206 @@ def clustered(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
     return data / np.linalg.norm(data, axis=1, keepdims=True)
 
 
-def stores(n: int, queries: int = 200, k: int = 10) -> list[list[str]]:
-    """Latency p50/p95 and recall@10 against exact search for each vector store, at n vectors."""
+def sentence_pool(docs: dict[str, str]) -> list[str]:
+    pool = []
+    for passage in docs.values():
+        body = re.sub(r"\s+", " ", passage.split("\n\n", 1)[1])
+        pool += [s for s in re.split(r"(?<=[.!?])\s+", body) if 4 <= len(s.split()) <= 60]
+    return pool
+
+
+def synthetic_texts(n: int, pool: list[str], names: list[str], rng: random.Random) -> list[tuple[str, str]]:
+    """(heading, text) pairs of 400–1,000 characters made of sentences drawn from the docstrings."""
+    out = []
+    for _ in range(n):
+        parts, size = [], 0
+        target = rng.randint(400, 1000)
+        while size < target:
+            sentence = rng.choice(pool)
+            parts.append(sentence)
+            size += len(sentence) + 1
+        out.append((rng.choice(names), " ".join(parts)[:1000]))
+    return out
+
+
+@dataclass
+class Workload:
+    n: int
+    base: np.ndarray            # n unit vectors; chunk seq i + 1 holds base[i]
+    probes: np.ndarray          # query vectors
+    truth: list[set[int]]       # exact top-K (0-based rows of base) for each probe
+    texts: list[tuple[str, str]]
+    queries: list[str]          # full-text queries (the hand-written questions)
+
+
+def workload(n: int, n_queries: int, docs: dict[str, str], questions: list[Question]) -> Workload:
     rng = np.random.default_rng(n)
-    data = clustered(n + queries, 384, rng)
+    data = clustered(n + n_queries, DIMS, rng)
     base, probes = data[:n], data[n:]
-    truth = [set(np.argsort(-(base @ q))[:k]) for q in probes]
-    rows = [_measure("numpy exact (app)", lambda q: np.argpartition(-(base @ q), k)[:k], probes, truth)]
+    truth = [set(np.argpartition(-(base @ q), K)[:K].tolist()) for q in probes]
+    texts = synthetic_texts(n, sentence_pool(docs), list(docs), random.Random(n))
+    queries = [questions[i % len(questions)].text for i in range(n_queries)]
+    return Workload(n, base, probes, truth, texts, queries)
+
+
+def item_rows(n_chunks: int, per_item: int = 4) -> list[dict]:
+    now = datetime.now(UTC)
+    return [dict(id=f"bench{i:07d}", tenant_id=DEFAULT_TENANT, title=f"bench document {i}", category="api_references",
+                 source="benchmark", scope="tenant", agent_id=None, meta={}, origin="api", task_id=None,
+                 content_hash=uuid.uuid4().hex, usage_count=0, relevance=1.0, embedding_model=MODEL,
+                 created_at=now, updated_at=now, last_used_at=None)
+            for i in range((n_chunks + per_item - 1) // per_item)]
+
+
+def chunk_tuple(w: Workload, i: int, per_item: int = 4) -> tuple:
+    heading, body = w.texts[i]
+    return (i + 1, f"bench{i // per_item:07d}", i % per_item, heading, body, w.base[i].astype("<f4").tobytes(), MODEL,
+            DEFAULT_TENANT)
+
+
+CHUNK_COLUMNS = ["seq", "item_id", "ordinal", "heading", "text", "embedding", "embedding_model", "tenant_id"]
+
+
+async def load_sqlite(db: Database, w: Workload) -> float:
+    """Items and chunks through SQLAlchemy in batches (the FTS5 triggers index the text)."""
+    started = time.perf_counter()
+    items = item_rows(w.n)
+    async with db.session() as session:
+        for start in range(0, len(items), 5000):
+            await session.execute(insert(KnowledgeItemRow), items[start:start + 5000])
+    for start in range(0, w.n, 5000):
+        rows = [dict(zip(CHUNK_COLUMNS, chunk_tuple(w, i))) for i in range(start, min(w.n, start + 5000))]
+        async with db.session() as session:
+            await session.execute(insert(KnowledgeChunkRow), rows)
+    return time.perf_counter() - started
+
+
+def _vector_binary(vector: np.ndarray) -> bytes:
+    """pgvector's binary wire format: dimensions, an unused int16, then big-endian float4s."""
+    return struct.pack(">HH", len(vector), 0) + np.asarray(vector, dtype=">f4").tobytes()
+
+
+async def load_postgres(db: Database, w: Workload, *, pgvector: bool) -> tuple[float, float]:
+    """Items through SQLAlchemy, chunks by binary COPY (the tsvector column is generated by the server).
+    With pgvector the HNSW index is dropped for the load and built again with the migration's statement.
+    Returns (load seconds, index build seconds)."""
+    started = time.perf_counter()
+    items = item_rows(w.n)
+    async with db.session() as session:
+        for start in range(0, len(items), 5000):
+            await session.execute(insert(KnowledgeItemRow), items[start:start + 5000])
+    build = 0.0
+    import asyncpg
+
+    raw = await asyncpg.connect(str(db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)))
+    try:
+        columns = list(CHUNK_COLUMNS)
+        if pgvector:
+            await raw.set_type_codec("vector", schema="public", encoder=_vector_binary, decoder=bytes, format="binary")
+            await raw.execute("DROP INDEX IF EXISTS ix_knowledge_chunks_vec")
+            columns.append("vec")
+        for start in range(0, w.n, 10000):
+            records = [chunk_tuple(w, i) + ((w.base[i],) if pgvector else ())
+                       for i in range(start, min(w.n, start + 10000))]
+            await raw.copy_records_to_table("knowledge_chunks", records=records, columns=columns)
+        await raw.execute("ANALYZE knowledge_items")
+        await raw.execute("ANALYZE knowledge_chunks")
+        load = time.perf_counter() - started
+        if pgvector:
+            started = time.perf_counter()
+            await raw.execute("SET maintenance_work_mem = '1GB'")
+            await raw.execute(_migration_statement("ix_knowledge_chunks_vec"))
+            build = time.perf_counter() - started
+    finally:
+        await raw.close()
+    return load, build
+
+
+def _migration_statement(index_name: str) -> str:
+    """The CREATE INDEX statement of the migration that created `index_name` (so the benchmark builds the
+    same index the platform does)."""
+    path = Path(importlib.import_module("agent_lightning").__file__).parent / "migrations" / "versions"
+    for file in sorted(path.glob("*.py")):
+        found = re.search(rf'"(CREATE INDEX {index_name} [^"]+)"', file.read_text())
+        if found:
+            return found.group(1)
+    raise LookupError(index_name)
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))]
+
+
+async def measure_backend(backend, w: Workload) -> tuple[float, float, float]:
+    """p50, p95 (ms) and recall@10 against exact search of a `knowledge.vectors` backend."""
+    await backend.search(w.probes[0], K)  # warm up (first sync, plan cache)
+    times, recalls = [], []
+    for probe, expected in zip(w.probes, w.truth):
+        started = time.perf_counter()
+        found = await backend.search(probe, K)
+        times.append((time.perf_counter() - started) * 1000)
+        recalls.append(len({seq - 1 for seq, _ in found} & expected) / K)
+    return *percentiles(times), float(np.mean(recalls))
+
+
+async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int]:
+    """p50, p95 (ms) of `knowledge.search.fulltext`, and the median number of chunks a query matches."""
+    async with db.session() as session:
+        await fts.fulltext(session, w.queries[0], Filters(), DEFAULT_TENANT, FTS_DEPTH)
+    times = []
+    for query in w.queries:
+        started = time.perf_counter()
+        async with db.session() as session:
+            await fts.fulltext(session, query, Filters(), DEFAULT_TENANT, FTS_DEPTH)
+        times.append((time.perf_counter() - started) * 1000)
+    matched = []
+    async with db.session() as session:
+        for query in w.queries:
+            words = fts.terms(query)
+            if db.is_sqlite:
+                sql = "SELECT count(*) FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :q"
+                q = " OR ".join(f'"{word}"' for word in words)
+            else:
+                sql = "SELECT count(*) FROM knowledge_chunks WHERE tsv @@ to_tsquery('english', :q)"
+                q = " | ".join(words)
+            matched.append(int(await session.scalar(text(sql), {"q": q})) if words else 0)
+    return *percentiles(times), int(statistics.median(matched))
+
+
+async def measure_hybrid(service: KnowledgeService, w: Workload) -> tuple[float, float]:
+    await service._search(SearchRequest(query=w.queries[0], k=K), w.probes[0])
+    times = []
+    for query, probe in zip(w.queries, w.probes):
+        started = time.perf_counter()
+        await service._search(SearchRequest(query=query, k=K), probe)
+        times.append((time.perf_counter() - started) * 1000)
+    return percentiles(times)
+
+
+def raw_stores(w: Workload) -> list[list[str]]:
+    """The libraries compared for SQLite, queried directly (no database): numpy, usearch, hnswlib, sqlite-vec."""
+    base, probes, truth, n = w.base, w.probes, w.truth, w.n
+    rows = [_measure("numpy exact (app)", lambda q: np.argpartition(-(base @ q), K)[:K], probes, truth)]
     from usearch.index import Index
 
-    index = Index(ndim=384, metric="cos", dtype="f32", connectivity=16, expansion_add=128, expansion_search=96)
+    index = Index(ndim=DIMS, metric="cos", dtype="f32", connectivity=16, expansion_add=128, expansion_search=96)
     started = time.perf_counter()
     index.add(np.arange(n, dtype=np.uint64), base)
     build = time.perf_counter() - started
-    rows.append(_measure(f"usearch HNSW (build {build:.1f} s)", lambda q: index.search(q, k).keys, probes, truth))
+    rows.append(_measure(f"usearch HNSW (build {build:.1f} s)", lambda q: index.search(q, K).keys, probes, truth))
     try:
         import hnswlib
 
-        graph = hnswlib.Index(space="cosine", dim=384)
+        graph = hnswlib.Index(space="cosine", dim=DIMS)
         graph.init_index(max_elements=n, ef_construction=128, M=16)
         started = time.perf_counter()
         graph.add_items(base, np.arange(n))
         build = time.perf_counter() - started
         graph.set_ef(96)
-        rows.append(_measure(f"hnswlib HNSW (build {build:.1f} s)", lambda q: graph.knn_query(q, k)[0][0], probes, truth))
+        rows.append(_measure(f"hnswlib HNSW (build {build:.1f} s)", lambda q: graph.knn_query(q, K)[0][0], probes, truth))
     except ImportError:
         pass
     try:
@@ -143,15 +398,15 @@ def stores(n: int, queries: int = 200, k: int = 10) -> list[list[str]]:
         conn = apsw.Connection(":memory:")
         conn.enable_load_extension(True)
         conn.load_extension(sqlite_vec.loadable_path())
-        conn.execute("CREATE VIRTUAL TABLE v USING vec0(embedding float[384] distance_metric=cosine)")
+        conn.execute(f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{DIMS}] distance_metric=cosine)")
         with conn:
             conn.executemany("INSERT INTO v(rowid, embedding) VALUES (?, ?)", ((i, base[i].tobytes()) for i in range(n)))
         sql = "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ? ORDER BY distance"
-        rows.append(_measure("sqlite-vec via apsw (brute force)", lambda q: [r[0] for r in conn.execute(sql, (q.tobytes(), k))],
-                             probes[:50], truth[:50]))
+        rows.append(_measure("sqlite-vec via apsw (brute force)",
+                             lambda q: [r[0] for r in conn.execute(sql, (q.tobytes(), K))], probes[:50], truth[:50]))
     except ImportError:
         pass
-    return [[f"{n:,}", *row] for row in rows]
+    return rows
 
 
 def _measure(name: str, query, probes: np.ndarray, truth: list[set]) -> list[str]:
@@ -161,30 +416,220 @@ def _measure(name: str, query, probes: np.ndarray, truth: list[set]) -> list[str
         found = query(probe)
         times.append((time.perf_counter() - started) * 1000)
         recalls.append(len(set(int(x) for x in found) & expected) / len(expected))
-    times.sort()
-    return [name, f"{times[len(times) // 2]:.2f}", f"{times[int(len(times) * 0.95)]:.2f}", f"{np.mean(recalls):.3f}"]
+    p50, p95 = percentiles(times)
+    return [name, f"{p50:.2f}", f"{p95:.2f}", f"{np.mean(recalls):.3f}"]
 
+
+# --- databases --------------------------------------------------------------------------------------------
+
+class Servers:
+    """The databases a size is measured on: a SQLite file, PostgreSQL 16 + pgvector (pgserver), PostgreSQL
+    without pgvector (--pg-url). Each size gets fresh databases."""
+
+    def __init__(self, tmp: Path, pg_url: str | None, use_pgserver: bool) -> None:
+        self.tmp = tmp
+        self.pg_url = pg_url
+        self.pgserver = None
+        self.versions: dict[str, str] = {"SQLite": f"SQLite {sqlite3.sqlite_version}"}
+        if use_pgserver:
+            try:
+                import pgserver
+
+                self.pgserver = pgserver.get_server(tmp / "pgdata", cleanup_mode="stop")
+            except ImportError:
+                print("pgserver is not installed: no pgvector rows")
+
+    def pgvector_admin(self) -> str | None:
+        if self.pgserver is None:
+            return None
+        socket_dir = self.pgserver.get_uri().split("host=")[1]
+        return f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+
+    async def fresh(self, admin_url: str) -> tuple[str, str]:
+        """A new database on the server of `admin_url`: (url, name)."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        name = f"alp_bench_{uuid.uuid4().hex[:8]}"
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+        if "?" in admin_url:
+            head, query = admin_url.split("?", 1)
+            return f"{head.rsplit('/', 1)[0]}/{name}?{query}", name
+        return f"{admin_url.rsplit('/', 1)[0]}/{name}", name
+
+    async def drop(self, admin_url: str, name: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+    def close(self) -> None:
+        if self.pgserver is not None:
+            self.pgserver.cleanup()
+
+
+async def server_version(db: Database, label: str, versions: dict[str, str]) -> None:
+    async with db.session() as session:
+        version = (await session.scalar(text("SHOW server_version"))).split()[0]
+        vector = await session.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
+    versions[label] = f"PostgreSQL {version}" + (f" + pgvector {vector}" if vector else " (no pgvector)")
+
+
+async def at_scale(w: Workload, servers: Servers) -> tuple[list[list[str]], list[list[str]]]:
+    """Vector-backend rows and full-text / hybrid rows for one size, on every available database."""
+    size = f"{w.n:,}"
+    vector_rows = [[size, *row] for row in raw_stores(w)]
+    text_rows = []
+
+    def vector_row(label: str, p50: float, p95: float, recall: float) -> None:
+        vector_rows.append([size, label, f"{p50:.2f}", f"{p95:.2f}", f"{recall:.3f}"])
+
+    async def text_and_hybrid(label: str, db: Database, settings: Settings) -> None:
+        f50, f95, matched = await measure_fulltext(db, w)
+        service = KnowledgeService(settings=settings, db=db, embeddings=None)  # the query vector is given
+        h50, h95 = await measure_hybrid(service, w)
+        text_rows.append([size, label, f"{matched:,} ({matched / w.n:.0%})", f"{f50:.1f}", f"{f95:.1f}", f"{h50:.1f}",
+                          f"{h95:.1f}"])
+
+    # SQLite: usearch index file beside the database, FTS5
+    folder = servers.tmp / f"sqlite{w.n}"
+    folder.mkdir()
+    settings = Settings(_env_file=None, data_dir=folder, database_url=f"sqlite+aiosqlite:///{folder}/bench.db")
+    db = Database(settings.resolved_database_url())
+    await db.upgrade()
+    load = await load_sqlite(db, w)
+    started = time.perf_counter()
+    backend, _ = await open_backend(db, DIMS, folder / "knowledge.usearch")
+    build = time.perf_counter() - started
+    vector_row(f"SQLite: usearch via `UsearchIndex` (load {load:.0f} s, build {build:.0f} s)", *await measure_backend(backend, w))
+    await text_and_hybrid(f"SQLite {sqlite3.sqlite_version}: FTS5 + usearch", db, settings)
+    await db.close()
+
+    # PostgreSQL 16 with pgvector (pgserver)
+    admin = servers.pgvector_admin()
+    if admin:
+        url, name = await servers.fresh(admin)
+        db = Database(url)
+        await db.upgrade()
+        await server_version(db, "PostgreSQL with pgvector", servers.versions)
+        load, build = await load_postgres(db, w, pgvector=True)
+        backend, detail = await open_backend(db, DIMS, servers.tmp / "unused.usearch")
+        assert backend.name == "pgvector", detail
+        vector_row(f"PostgreSQL 16: pgvector HNSW via `PgVectorIndex` (COPY {load:.0f} s, build {build:.0f} s)",
+                   *await measure_backend(backend, w))
+        pg = Settings(_env_file=None, data_dir=servers.tmp, database_url=url)
+        await text_and_hybrid("PostgreSQL 16: tsvector + pgvector", db, pg)
+        await db.close()
+        await servers.drop(admin, name)
+
+    # PostgreSQL without pgvector: exact search in the app
+    if servers.pg_url:
+        url, name = await servers.fresh(servers.pg_url)
+        db = Database(url)
+        await db.upgrade()
+        await server_version(db, "PostgreSQL without pgvector", servers.versions)
+        load, _ = await load_postgres(db, w, pgvector=False)
+        started = time.perf_counter()
+        backend, detail = await open_backend(db, DIMS, servers.tmp / "unused.usearch")
+        build = time.perf_counter() - started
+        assert backend.name == "exact", detail
+        major = servers.versions["PostgreSQL without pgvector"].split()[1].split(".")[0]
+        vector_row(f"PostgreSQL {major}, no pgvector: exact in the app via `InMemoryIndex` (COPY {load:.0f} s, "
+                   f"load {build:.1f} s)", *await measure_backend(backend, w))
+        pg = Settings(_env_file=None, data_dir=servers.tmp, database_url=url)
+        await text_and_hybrid(f"PostgreSQL {major}: tsvector + exact in the app", db, pg)
+        await db.close()
+        await servers.drop(servers.pg_url, name)
+    return vector_rows, text_rows
+
+
+# --- report -----------------------------------------------------------------------------------------------
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+async def run(args: argparse.Namespace) -> str:
+    docs = documented_functions()
+    handwritten, missing = handwritten_questions(Path(args.questions), docs)
+    sets = {"hand-written": handwritten}
+    if args.generated:
+        sets["generated"] = generated_questions(docs, args.generated, args.seed)
+    out: list[str] = []
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    tables, chunks = await quality(docs, sets) if not args.no_quality else ({"hand-written": []}, 0)
+    passages = len({q.keys[0] for q in handwritten})
+    out.append(f"### Quality: {len(handwritten)} hand-written questions ({passages} distinct passages) over {chunks} "
+               f"chunks of {len(docs)} standard-library docstrings; SQLite, usearch, FTS5\n")
+    if missing:
+        out.append(f"({missing} questions left out: their passage is not documented by this Python.)\n")
+    out.append(table(["mode", "recall@5", "recall@10", "MRR", "p50 ms (incl. query embedding)"], tables["hand-written"]))
+    if "generated" in tables and not args.no_quality:
+        out.append(f"\n### Quality: {len(sets['generated'])} generated known-item questions (docstring first sentence, "
+                   "name removed) over the same chunks\n")
+        out.append(table(["mode", "recall@5", "recall@10", "MRR", "p50 ms (incl. query embedding)"], tables["generated"]))
+    print("\n".join(out), flush=True)
+    quality_s = time.perf_counter() - started
+
+    vector_rows, text_rows = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = Servers(Path(tmp), args.pg_url or None, not args.no_pgserver)
+        try:
+            for size in [int(s) for s in args.sizes.split(",") if s]:
+                w = workload(size, args.queries, docs, handwritten)
+                v, t = await at_scale(w, servers)
+                vector_rows += v
+                text_rows += t
+                print(f"... {size:,} chunks done", flush=True)
+        finally:
+            servers.close()
+    total_s = time.perf_counter() - started
+    out.append(f"\n### Vector search: 384-d clustered unit vectors, top-{K}, {args.queries} queries, recall against "
+               "exact search\n")
+    out.append("The first rows query each library directly; the rows naming a class go through the knowledge "
+               "service's vector backend on its database (a SQL round trip for pgvector).\n")
+    out.append(table(["chunks", "store", "p50 ms", "p95 ms", "recall@10 vs exact"], vector_rows))
+    out.append(f"\n### Full-text and hybrid search: chunks of 400–1,000 characters sampled from the docstrings, "
+               f"{args.queries} hand-written questions as queries, top-{FTS_DEPTH} full-text / top-{K} hybrid\n")
+    out.append("Full-text is `knowledge.search.fulltext` (the query's content words OR-ed; BM25 on FTS5, ts_rank on "
+               "tsvector); hybrid is `KnowledgeService._search` (vector + full-text, reciprocal rank fusion, filters, "
+               "feedback rerank, rows fetched) with the query vector given, so the query embedding is not included.\n")
+    out.append(table(["chunks", "database", "chunks matched (median)", "full-text p50 ms", "full-text p95 ms",
+                      "hybrid p50 ms", "hybrid p95 ms"], text_rows))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = ", ".join(servers.versions.values())
+    header = (f"Run {date.today()} on {platform.platform()} ({platform.machine()}), {cpus} CPUs, "
+              f"Python {platform.python_version()}, {versions}; {total_s / 60:.0f} min "
+              f"(quality {quality_s:.0f} s); load average {load_before:.1f} at the start, "
+              f"{os.getloadavg()[0]:.1f} at the end\n")
+    return header + "\n" + "\n".join(out) + "\n"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--questions", type=int, default=300)
-    parser.add_argument("--sizes", default="10000,100000")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", default=str(HERE / "questions.jsonl"), help="the hand-written set (JSON Lines)")
+    parser.add_argument("--generated", type=int, default=300, help="generated known-item questions (0: none)")
+    parser.add_argument("--sizes", default="10000,100000", help="chunk counts for the latency tables ('' : none)")
+    parser.add_argument("--queries", type=int, default=200, help="queries per latency measurement")
+    parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL without pgvector, as an admin URL ('' to skip)")
+    parser.add_argument("--no-pgserver", action="store_true", help="skip PostgreSQL + pgvector (pgserver)")
+    parser.add_argument("--no-quality", action="store_true", help="only the latency tables")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
     configure_logging("WARNING", False)
-    print(f"Run {date.today()} on {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}, {len(__import__('os').sched_getaffinity(0))} cores\n")
-    rows, n, chunks = asyncio.run(quality(args.questions, args.seed))
-    print(f"Quality: {n} questions over {chunks} chunks (stdlib docstrings), SQLite + usearch + FTS5\n")
-    print(table(["mode", "recall@5", "recall@10", "MRR", "p50 ms (incl. embedding)"], rows))
-    print("\nVector stores: 384-d clustered unit vectors, top-10, recall against exact search\n")
-    store_rows = [row for size in args.sizes.split(",") for row in stores(int(size))]
-    print(table(["chunks", "store", "p50 ms", "p95 ms", "recall@10 vs exact"], store_rows))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    report = asyncio.run(run(args))
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report)
 
 
 if __name__ == "__main__":
