@@ -1,7 +1,7 @@
 """Memory benchmark: answers about earlier sessions of a conversation, with the memory service's context
 builder versus the last N turns only, asked of the local model.
 
-    .venv/bin/python benchmarks/memory/run.py [--dialogues 57] [--last-n 6] [--max-tokens 48]
+    .venv/bin/python benchmarks/memory/run.py [--dialogues 57] [--last-n 6] [--max-tokens 48] [--threads 1]
 
 Each dialogue of `dialogues.jsonl` (written by hand) is one user talking to one agent over 2–4 sessions.
 Every turn is replayed through the real memory service, composed as the platform composes it (models +
@@ -158,7 +158,7 @@ def table(tallies: dict[str, Tally]) -> str:
 async def run(args: argparse.Namespace) -> str:
     dialogues = load_dialogues()[: args.dialogues]
     with tempfile.TemporaryDirectory() as directory:
-        settings = settings_for(Path(directory))
+        settings = settings_for(Path(directory), **({"local_threads": args.threads} if args.threads else {}))
         platform = await start_platform(settings)
         memory, models = platform.memory_service, platform.models
         try:
@@ -203,10 +203,11 @@ async def run(args: argparse.Namespace) -> str:
             await platform.stop()
     (HERE / "answers.jsonl").write_text("\n".join(log_lines) + "\n", encoding="utf-8")
     questions = sum(len(d["questions"]) for d in dialogues)
+    threads = settings.local_threads
     updated = sum(1 for d in dialogues for q in d["questions"] if q.get("outdated"))
     header = (f"Run {date.today()} on {host.machine()} {host.system()}, {os.cpu_count()} CPUs, Python "
-              f"{host.python_version()}; model SmolLM2-135M-Instruct Q4_1 (llama.cpp, temperature 0, "
-              f"max {args.max_tokens} tokens); embeddings all-MiniLM-L6-v2 (ONNX int8); SQLite")
+              f"{host.python_version()}; model SmolLM2-135M-Instruct Q4_1 (llama.cpp, {threads} thread(s), "
+              f"temperature 0, max {args.max_tokens} tokens); embeddings all-MiniLM-L6-v2 (ONNX int8); SQLite")
     setup = (f"{len(dialogues)} dialogues, {sum(len(d['sessions']) for d in dialogues)} sessions, "
              f"{sum(len(s) for d in dialogues for s in d['sessions'])} exchanges, {questions} questions "
              f"({updated} about a fact that changed); last N = {args.last_n} messages; builder budget "
@@ -227,6 +228,8 @@ def main() -> None:
     parser.add_argument("--dialogues", type=int, default=None, help="Run only the first N dialogues.")
     parser.add_argument("--last-n", type=int, default=6, help="Messages in the baseline's window.")
     parser.add_argument("--max-tokens", type=int, default=48, help="Longest answer the model may give.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads (default ALP_LOCAL_THREADS; 1 is far faster on a busy machine).")
     parser.add_argument("--no-model", action="store_true", help="Build the contexts only (no answers).")
     parser.add_argument("--no-write", action="store_true", help="Do not write results.md.")
     args = parser.parse_args()

@@ -129,7 +129,8 @@ class MemoryService:
     # --- context --------------------------------------------------------------------------------------
 
     async def build_context(self, request: ContextRequest) -> MemoryContext:
-        """Recent turns within the budget, the running summary, and recalled older memories."""
+        """Recent turns within the budget, the running summary, the memories nearest to the query, then the
+        user's other facts (nearest first) while the budget lasts."""
         row = await self._open_session(request)
         budget = request.budget_tokens
         async with self.db.session() as session:
@@ -145,7 +146,7 @@ class MemoryService:
         spent += tokens(summary) if summary else 0
         in_window = {m.content for m in turns}
         recalled = []
-        for hit in await self._recall(row.user_id, request.query, agent_id=row.agent_id, exclude_session=row.id):
+        for hit in await self._recall_for_context(row, request.query):
             cost = tokens(hit.memory.content) + 3
             if spent + cost > budget or hit.memory.content in in_window:
                 continue
@@ -154,6 +155,20 @@ class MemoryService:
         await self._touch([r.memory.id for r in recalled])
         return MemoryContext(session_id=row.id, user_id=row.user_id, summary=summary, turns=turns, memories=recalled,
                              text=self._render(summary, recalled), tokens=spent)
+
+    async def _recall_for_context(self, row: MemorySessionRow, query: str) -> list[Recalled]:
+        """The k memories nearest to the query (of any kind, above the similarity floor), followed by the
+        user's remaining semantic facts, nearest first: facts are short and about the user, so whatever
+        budget the nearest memories leave is best spent on them, even when the query shares few words with
+        them ("what am I allergic to?" and "the user is allergic to cats" score low with a small embedder)."""
+        k = self.settings.memory_recall_k
+        if k <= 0:
+            return []
+        scored = await self._scored(row.user_id, query, agent_id=row.agent_id, exclude_session=row.id)
+        nearest = [(m, s) for m, s in scored[:k] if s >= self.settings.memory_min_similarity or m.kind == "working"]
+        chosen = {m.id for m, _ in nearest}
+        profile = [(m, s) for m, s in scored if m.kind == "semantic" and m.id not in chosen]
+        return [Recalled(memory=_memory(m), similarity=round(s, 4)) for m, s in nearest + profile]
 
     async def _open_session(self, request: ContextRequest) -> MemorySessionRow:
         """The named session, a new one with that id, or a new one for the user."""
@@ -186,6 +201,14 @@ class MemoryService:
         k = self.settings.memory_recall_k if k is None else k
         if k <= 0:
             return []
+        scored = await self._scored(user_id, query, agent_id=agent_id, exclude_session=exclude_session, kinds=kinds)
+        return [Recalled(memory=_memory(m), similarity=round(s, 4)) for m, s in scored[:k]
+                if s >= self.settings.memory_min_similarity or m.kind == "working"]
+
+    async def _scored(self, user_id: str, query: str, *, agent_id: str | None, exclude_session: str | None,
+                      kinds: list[str] | None = None) -> list[tuple[MemoryRow, float]]:
+        """Every live memory of the user that may be recalled here, with its similarity to the query, best
+        first. Episodes of the current session are left out (its turns are in the context already)."""
         now = utcnow()
         async with self.db.session() as session:
             query_rows = select(MemoryRow).where(
@@ -200,12 +223,11 @@ class MemoryService:
         rows = [r for r in rows if r.embedding_model == self.model]
         if not rows:
             return []
-        vector = (await self._embed([query]))[0]
+        # The question as asked (close to episodes, which quote the user) and in the facts' third person.
+        queries = list(dict.fromkeys([query, facts.as_facts_speak(query)]))
         matrix = np.stack([np.frombuffer(r.embedding, dtype="<f4") for r in rows])
-        scores = matrix @ vector
-        order = np.argsort(-scores)[:k]
-        return [Recalled(memory=_memory(rows[i]), similarity=round(float(scores[i]), 4)) for i in order
-                if scores[i] >= self.settings.memory_min_similarity or rows[i].kind == "working"]
+        scores = (matrix @ (await self._embed(queries)).T).max(axis=1)
+        return [(rows[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
 
     async def _touch(self, ids: list[str]) -> None:
         if not ids:
