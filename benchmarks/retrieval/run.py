@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import insert, text
+from sqlalchemy.exc import DBAPIError
 
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database
@@ -516,19 +517,25 @@ async def at_scale(w: Workload, servers: Servers) -> tuple[list[list[str]], list
         db = Database(url)
         await db.upgrade()
         await server_version(db, "PostgreSQL with pgvector", servers.versions)
+        major = servers.versions["PostgreSQL with pgvector"].split()[1].split(".")[0]
         load, build = await load_postgres(db, w, pgvector=True)
         backend, detail = await open_backend(db, DIMS, servers.tmp / "unused.usearch")
         assert backend.name == "pgvector", detail
-        vector_row(f"PostgreSQL 16: pgvector HNSW via `PgVectorIndex` (COPY {load:.0f} s, build {build:.0f} s)",
+        vector_row(f"PostgreSQL {major}: pgvector HNSW via `PgVectorIndex` (COPY {load:.0f} s, build {build:.0f} s)",
                    *await measure_backend(backend, w))
         pg = Settings(_env_file=None, data_dir=servers.tmp, database_url=url)
-        await text_and_hybrid("PostgreSQL 16: tsvector + pgvector", db, pg)
+        await text_and_hybrid(f"PostgreSQL {major}: tsvector + pgvector", db, pg)
         await db.close()
         await servers.drop(admin, name)
 
     # PostgreSQL without pgvector: exact search in the app
     if servers.pg_url:
-        url, name = await servers.fresh(servers.pg_url)
+        try:
+            url, name = await servers.fresh(servers.pg_url)
+        except (OSError, DBAPIError) as exc:
+            print(f"no PostgreSQL at --pg-url ({type(exc).__name__}: {exc}): no rows without pgvector")
+            servers.pg_url = None
+            return vector_rows, text_rows
         db = Database(url)
         await db.upgrade()
         await server_version(db, "PostgreSQL without pgvector", servers.versions)
