@@ -173,7 +173,8 @@ async def run(args: argparse.Namespace) -> str:
             tallies = {arm: Tally() for arm in ARMS}
             log_lines = []
             started = time.perf_counter()
-            for dialogue in dialogues:
+            for number, dialogue in enumerate(dialogues, start=1):
+                print(f"[{number}/{len(dialogues)}] {dialogue['id']}", file=sys.stderr, flush=True)
                 for q in dialogue["questions"]:
                     built = await both_contexts(memory, dialogue, q["question"], last_n=args.last_n,
                                                 budget=settings.memory_budget_tokens)
