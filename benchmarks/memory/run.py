@@ -202,7 +202,8 @@ async def run(args: argparse.Namespace) -> str:
             ask_s = time.perf_counter() - started
         finally:
             await platform.stop()
-    (HERE / "answers.jsonl").write_text("\n".join(log_lines) + "\n", encoding="utf-8")
+    if not (args.no_write or args.no_model):
+        (HERE / "answers.jsonl").write_text("\n".join(log_lines) + "\n", encoding="utf-8")
     questions = sum(len(d["questions"]) for d in dialogues)
     threads = settings.local_threads
     updated = sum(1 for d in dialogues for q in d["questions"] if q.get("outdated"))
@@ -232,7 +233,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="llama.cpp threads (default ALP_LOCAL_THREADS; 1 is far faster on a busy machine).")
     parser.add_argument("--no-model", action="store_true", help="Build the contexts only (no answers).")
-    parser.add_argument("--no-write", action="store_true", help="Do not write results.md.")
+    parser.add_argument("--no-write", action="store_true", help="Do not write results.md and answers.jsonl.")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     report = asyncio.run(run(args))
