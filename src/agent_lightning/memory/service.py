@@ -42,6 +42,7 @@ log = get_logger(__name__)
 SAME_FACT = 0.9
 SAME_SUBJECT = 0.4
 KEEP_RECENT = 6
+PROFILE_CANDIDATES = 64  # facts offered to fill the budget after the nearest memories (≥ 8 tokens each)
 SUMMARY_PROMPT = (
     "You keep a running summary of a conversation between a user and an assistant. Update the summary "
     "with the new turns. Keep names, numbers, decisions and facts about the user. At most five sentences."
@@ -167,7 +168,7 @@ class MemoryService:
         scored = await self._scored(row.user_id, query, agent_id=row.agent_id, exclude_session=row.id)
         nearest = [(m, s) for m, s in scored[:k] if s >= self.settings.memory_min_similarity or m.kind == "working"]
         chosen = {m.id for m, _ in nearest}
-        profile = [(m, s) for m, s in scored if m.kind == "semantic" and m.id not in chosen]
+        profile = [(m, s) for m, s in scored if m.kind == "semantic" and m.id not in chosen][:PROFILE_CANDIDATES]
         return [Recalled(memory=_memory(m), similarity=round(s, 4)) for m, s in nearest + profile]
 
     async def _open_session(self, request: ContextRequest) -> MemorySessionRow:
