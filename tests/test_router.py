@@ -10,7 +10,14 @@ import pytest
 
 from agent_lightning.agents.fleet import DEFAULT_FLEET
 from agent_lightning.agents.schemas import Agent
-from agent_lightning.orchestrator.bandits import LinUCBPolicy, ThompsonPolicy, hashed_words, prior_mean, task_features
+from agent_lightning.orchestrator.bandits import (
+    LinUCBPolicy,
+    ThompsonPolicy,
+    bucket_shares,
+    hashed_words,
+    prior_mean,
+    task_features,
+)
 from agent_lightning.orchestrator.embedding import GatewayEmbedder
 from agent_lightning.orchestrator.evaluation import LoggedDecision, evaluate
 from agent_lightning.orchestrator.matching import capability_score
@@ -102,6 +109,41 @@ def test_a_new_agent_starts_from_its_capabilities():
     newcomer = Candidate("newcomer", 0.95)
     scores = {s["agent_id"]: s["score"] for s in policy.score(RoutingContext(text), [*candidates(text), newcomer]).scores}
     assert scores["newcomer"] == round(prior_mean("security_task", newcomer), 4)
+
+
+def test_a_task_in_two_buckets_starts_from_the_mean_of_their_priors():
+    text = "Deploy the docker image and write the README guide"
+    assert bucket_shares(text) == {"deployment_task": 0.5, "documentation_task": 0.5}
+    pool = candidates(text)
+    scores = {s["agent_id"]: s["score"] for s in LinUCBPolicy(seed=1).score(RoutingContext(text), pool).scores}
+    capability = {c.agent_id: c.capability for c in pool}
+    # Each specialist has the 0.7 Q prior in its own bucket and 0.5 in the other: 0.6 on this task.
+    for agent in ("devops_engineer", "technical_writer"):
+        assert scores[agent] == round(0.6 * capability[agent] + 0.4 * 0.6, 4)
+    assert scores["qa_tester"] == round(0.6 * capability["qa_tester"] + 0.4 * 0.5, 4)
+
+
+def test_linucb_weighs_graded_rewards_by_how_much_less_noisy_they_prove():
+    policy = LinUCBPolicy(seed=1)
+    route(policy, 200, seed=1)
+    route(policy, 200, graded=True, seed=2)
+    assert policy.noise["graded"] < policy.noise["binary"] / 1.5
+    # One graded observation now shrinks an agent's uncertainty more than one pass/fail outcome does.
+    text = SECURITY_TASKS[0]
+    pool = [Candidate("newcomer", 0.5)]
+    widths = {}
+    for kind, value in (("binary", 1.0), ("graded", 0.6)):
+        fresh = LinUCBPolicy(seed=1)
+        fresh.load(json.loads(json.dumps(policy.state())))
+        choice = fresh.choose(RoutingContext(text), pool)
+        fresh.update(state=choice.state, agent_id="newcomer", reward=value, features=choice.features)
+        a_inv, _ = fresh._model("newcomer")
+        x = choice.features["x"]
+        widths[kind] = sum(xi * sum(a * xj for a, xj in zip(row, x)) for xi, row in zip(x, a_inv.tolist()))
+    assert widths["graded"] < widths["binary"]
+    unweighted = LinUCBPolicy(seed=1, noise_weighting=False)
+    route(unweighted, 50, graded=True)
+    assert unweighted.noise == {"binary": 0.25, "graded": 0.25}
 
 
 def _route_with_costs(cost_lambda: float) -> list[str]:

@@ -1,15 +1,17 @@
 """Learning routing policies beyond the seed: capability-only, Thompson sampling and LinUCB.
 
 All share the seed's prior: before any reward, an agent's expected reward on a task is
-``0.6·capability + 0.4·Q_prior(state, agent)``, so a brand-new agent starts from its declared
-capabilities and the fleet's known specialists start ahead. Learning moves away from that prior:
+``0.6·capability + 0.4·Q_prior(state, agent)`` (`linucb` weights the Q priors of every keyword bucket
+the task hits by its share), so a brand-new agent starts from its declared capabilities and the
+fleet's known specialists start ahead. Learning moves away from that prior:
 
 - `thompson` keeps, per (task state, agent), a discounted count and reward sum, and samples the
   expected reward from a Beta posterior while every reward seen was 0 or 1, a Gaussian one as soon as
   graded rewards appear; the prior counts as `prior_weight` pseudo-observations at the task's prior.
 - `linucb` fits, per agent, a ridge regression of (reward − prior) on task features (bias, keyword
   bucket shares, hashed words, priority, length, and a random projection of the task's embedding when
-  there is one) and adds an upper confidence bonus; a little ε-exploration gives every logged choice a
+  there is one), each observation weighted by the inverse residual variance of its kind (pass/fail or
+  graded), and adds an upper confidence bonus; a little ε-exploration gives every logged choice a
   known probability.
 
 Both discount old evidence (`discount` per update) and run a one-sided CUSUM on each arm's prediction
@@ -32,6 +34,7 @@ import numpy as np
 from agent_lightning.orchestrator.matching import matched
 from agent_lightning.orchestrator.policy import (
     DEFAULT_Q,
+    GENERAL_STATE,
     Q_PRIORS,
     STATE_KEYWORDS,
     Candidate,
@@ -42,12 +45,27 @@ from agent_lightning.orchestrator.policy import (
 
 PROJECTION_DIM = 16
 HASH_DIM = 32
+# Observation weighting in LinUCB: weight = NOISE_REFERENCE / residual variance of the reward's kind,
+# the variance an exponential average with rate NOISE_RATE, floored (so no weight exceeds 25).
+NOISE_REFERENCE, NOISE_RATE, NOISE_FLOOR = 0.25, 0.01, 0.01
 
 
 def prior_mean(state: str, candidate: Candidate) -> float:
     """Expected reward before any evidence: the seed policy's blend of capability and Q prior."""
-    q = Q_PRIORS.get(state, {}).get(candidate.agent_id, DEFAULT_Q)
+    return blended_prior({state: 1.0}, candidate)
+
+
+def blended_prior(shares: dict[str, float], candidate: Candidate) -> float:
+    """The prior on a task that is spread over several keyword buckets: the Q priors weighted by share."""
+    q = sum(share * Q_PRIORS.get(state, {}).get(candidate.agent_id, DEFAULT_Q) for state, share in shares.items())
     return 0.6 * candidate.capability + 0.4 * q
+
+
+def bucket_shares(description: str) -> dict[str, float]:
+    """Each keyword bucket's share of the description's keyword hits (no hit: all general)."""
+    hits = {state: len(matched(words, description)) for state, words in STATE_KEYWORDS.items()}
+    total = sum(hits.values())
+    return {s: h / total for s, h in hits.items() if h} if total else {GENERAL_STATE: 1.0}
 
 
 def _scores(state: str, candidates: list[Candidate], values: list[float]) -> list[dict[str, float | str]]:
@@ -223,12 +241,12 @@ def hashed_words(text: str, dim: int = HASH_DIM) -> list[float]:
 
 
 def task_features(
-    context: RoutingContext, hash_dim: int = HASH_DIM, projection_dim: int = PROJECTION_DIM, text_weight: float = 1.0
+    context: RoutingContext, hash_dim: int = HASH_DIM, projection_dim: int = PROJECTION_DIM, text_weight: float = 1.0,
+    shares: dict[str, float] | None = None,
 ) -> list[float]:
-    """Bias, keyword bucket, hashed words, priority, length and (when known) the projected embedding."""
-    hits = [len(matched(words, context.description)) for words in STATE_KEYWORDS.values()]
-    total = sum(hits)
-    buckets = [h / total for h in hits] + [0.0] if total else [0.0] * len(hits) + [1.0]
+    """Bias, keyword bucket shares, hashed words, priority, length and (when known) the projected embedding."""
+    shares = shares or bucket_shares(context.description)
+    buckets = [shares.get(state, 0.0) for state in STATE_KEYWORDS] + [shares.get(GENERAL_STATE, 0.0)]
     length = min(math.log1p(len(context.description.split())) / math.log(200), 1.0)
     projected = [0.0] * projection_dim
     if context.embedding and projection_dim:
@@ -262,8 +280,11 @@ class LinUCBPolicy:
         drift_keep: float = 0.0,
         text_weight: float = 0.5,
         cost_lambda: float = 0.0,
+        noise_weighting: bool = True,
         seed: int | None = None,
     ) -> None:
+        self.noise_weighting = noise_weighting
+        self.noise = {"binary": NOISE_REFERENCE, "graded": NOISE_REFERENCE}  # residual variance per kind
         self.text_weight = text_weight
         self.alpha = alpha
         self.ridge = ridge
@@ -298,11 +319,12 @@ class LinUCBPolicy:
     def _values(self, context: RoutingContext, candidates: list[Candidate]):
         """State, features, and per candidate: prior, estimated reward, upper confidence bound."""
         state = task_state(context.description)
-        x = np.asarray(task_features(context, self.hash_dim, self.projection_dim, self.text_weight))
+        shares = bucket_shares(context.description)
+        x = np.asarray(task_features(context, self.hash_dim, self.projection_dim, self.text_weight, shares))
         priors, means, bounds = [], [], []
         for c in candidates:
             a_inv, b = self._model(c.agent_id)
-            prior = prior_mean(state, c)
+            prior = blended_prior(shares, c)
             ax = a_inv @ x
             estimate = prior + float(ax @ b)
             priors.append(prior)
@@ -347,18 +369,32 @@ class LinUCBPolicy:
         if len(x) != self.dim:
             return  # logged with another feature layout: nothing this model can learn from
         prior = float(features.get("prior", 0.5))
+        kind = "binary" if reward in (0.0, 1.0) else "graded"
         reward = reward - self.cost_lambda * float(features.get("cost", 0.0))
         a_inv, b = self._model(agent_id)
         error = prior + float(x @ a_inv @ b) - reward
+        weight = self._weight(kind, error)
         keep = self._drift(agent_id, error)
         if keep < 1.0:
             # Shrink A towards the ridge and b towards 0: A' = keep·A + (1−keep)·λI.
             a = np.linalg.inv(a_inv) * keep + (1 - keep) * self.ridge * np.eye(self.dim)
             a_inv, b = np.linalg.inv(a), b * keep
-        ax = a_inv @ x  # Sherman–Morrison for the rank-one update
-        self.models[agent_id] = (a_inv - np.outer(ax, ax) / (1.0 + x @ ax), b + (reward - prior) * x)
+        ax = a_inv @ x  # Sherman–Morrison for the rank-one update A += w·x·xᵀ
+        self.models[agent_id] = (a_inv - weight * np.outer(ax, ax) / (1.0 + weight * x @ ax), b + weight * (reward - prior) * x)
         self.pulls[agent_id] = self.pulls.get(agent_id, 0) + 1
         self.updates += 1
+
+    def _weight(self, kind: str, error: float) -> float:
+        """An observation's weight in the regression: the inverse of its kind's residual variance.
+
+        A pass/fail outcome is a Bernoulli draw (variance up to 0.25); a graded score usually says much
+        more about the agent's quality. Both variances are tracked online (an exponential average of
+        squared prediction errors), so the weights follow whatever the deployment's rewards really are.
+        """
+        if not self.noise_weighting:
+            return 1.0
+        self.noise[kind] = (1 - NOISE_RATE) * self.noise[kind] + NOISE_RATE * error * error
+        return NOISE_REFERENCE / max(self.noise[kind], NOISE_FLOOR)
 
     def _drift(self, agent_id: str, error: float) -> float:
         """How much of an agent's evidence to keep: `discount`, or `drift_keep` when its CUSUM fires."""
@@ -378,6 +414,7 @@ class LinUCBPolicy:
             "cusum": self.cusum,
             "resets": self.resets,
             "pulls": self.pulls,
+            "noise": self.noise,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -387,5 +424,6 @@ class LinUCBPolicy:
         self.cusum = dict(state.get("cusum", {}))
         self.resets = dict(state.get("resets", {}))
         self.pulls = dict(state.get("pulls", {}))
+        self.noise.update(state.get("noise", {}))
         self.updates = int(state.get("updates", 0))
 
