@@ -55,7 +55,7 @@ from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database
 from agent_lightning.core.logging import configure_logging
 from agent_lightning.core.tenancy import DEFAULT_TENANT
-from agent_lightning.knowledge import search as fts
+from agent_lightning.knowledge import fulltext
 from agent_lightning.knowledge.schemas import Filters, ItemCreate, SearchRequest
 from agent_lightning.knowledge.service import KnowledgeService
 from agent_lightning.knowledge.tables import KnowledgeChunkRow, KnowledgeItemRow
@@ -338,17 +338,17 @@ async def measure_backend(backend, w: Workload) -> tuple[float, float, float]:
 async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int]:
     """p50, p95 (ms) of `knowledge.search.fulltext`, and the median number of chunks a query matches."""
     async with db.session() as session:
-        await fts.fulltext(session, w.queries[0], Filters(), DEFAULT_TENANT, FTS_DEPTH)
+        await fulltext.search(session, w.queries[0], Filters(), DEFAULT_TENANT, FTS_DEPTH)
     times = []
     for query in w.queries:
         started = time.perf_counter()
         async with db.session() as session:
-            await fts.fulltext(session, query, Filters(), DEFAULT_TENANT, FTS_DEPTH)
+            await fulltext.search(session, query, Filters(), DEFAULT_TENANT, FTS_DEPTH)
         times.append((time.perf_counter() - started) * 1000)
     matched = []
     async with db.session() as session:
         for query in w.queries:
-            words = fts.terms(query)
+            words = fulltext.terms(query)
             if db.is_sqlite:
                 sql = "SELECT count(*) FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :q"
                 q = " OR ".join(f'"{word}"' for word in words)

@@ -18,7 +18,7 @@ from agent_lightning.core.db import Database, new_id, utcnow
 from agent_lightning.core.errors import Invalid, NotFound
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.tenancy import current_tenant
-from agent_lightning.knowledge import ingest, search
+from agent_lightning.knowledge import fulltext, ingest, search
 from agent_lightning.knowledge.learning import distil
 from agent_lightning.knowledge.schemas import (
     Citation,
@@ -248,7 +248,7 @@ class KnowledgeService:
             vector_keys = await self._vector_ranking(query_vector, request.filters, tenant, depth)
         if request.mode in ("fulltext", "hybrid"):
             async with self.db.session() as session:
-                text_keys = [seq for seq, _ in await search.fulltext(session, request.query, request.filters, tenant, depth)]
+                text_keys = [seq for seq, _ in await fulltext.search(session, request.query, request.filters, tenant, depth)]
         if request.mode == "hybrid":
             scores = search.fuse(vector_keys, text_keys)
         else:
