@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, new_id, utcnow
@@ -75,6 +76,8 @@ class KnowledgeService:
         self.backend: VectorBackend | None = None
         self.backend_detail = "not opened yet (opens on first use)"
         self._open_lock = asyncio.Lock()
+        # One connection shared by every session (SQLite in memory) cannot serve two queries at once.
+        self._concurrent = not isinstance(db.engine.sync_engine.pool, (StaticPool, SingletonThreadPool))
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -241,14 +244,26 @@ class KnowledgeService:
         # the full-text ranking) outrank the vector search's best hits; see benchmarks/retrieval.
         depth = max(request.k * 2, 20)
         tenant = current_tenant()
-        vector_keys: list[int] = []
-        text_keys: list[int] = []
-        if request.mode in ("vector", "hybrid"):
+
+        async def vector_side() -> list[int]:
+            nonlocal query_vector
+            if request.mode not in ("vector", "hybrid"):
+                return []
             query_vector = query_vector if query_vector is not None else (await self._embed([request.query]))[0]
-            vector_keys = await self._vector_ranking(query_vector, request.filters, tenant, depth)
-        if request.mode in ("fulltext", "hybrid"):
+            return await self._vector_ranking(query_vector, request.filters, tenant, depth)
+
+        async def text_side() -> list[int]:
+            if request.mode not in ("fulltext", "hybrid"):
+                return []
             async with self.db.session() as session:
-                text_keys = [seq for seq, _ in await fulltext.search(session, request.query, request.filters, tenant, depth)]
+                return [seq for seq, _ in await fulltext.search(session, request.query, request.filters, tenant, depth)]
+
+        if request.mode == "hybrid" and self._concurrent:
+            # The two rankings on two connections at once: hybrid search takes the longer of the two (the
+            # query's embedding included), not their sum.
+            vector_keys, text_keys = await asyncio.gather(vector_side(), text_side())
+        else:
+            vector_keys, text_keys = await vector_side(), await text_side()
         if request.mode == "hybrid":
             scores = search.fuse(vector_keys, text_keys)
         else:
@@ -274,25 +289,28 @@ class KnowledgeService:
                        query_vector: np.ndarray | None, *, rerank: bool) -> list[tuple[Hit, float | None]]:
         if not scores:
             return []
+        chunk, item = KnowledgeChunkRow, KnowledgeItemRow
         async with self.db.session() as session:
             rows = (await session.execute(
-                select(KnowledgeChunkRow, KnowledgeItemRow).join(KnowledgeItemRow, KnowledgeItemRow.id == KnowledgeChunkRow.item_id)
-                .where(KnowledgeChunkRow.seq.in_(list(scores)))
+                select(chunk.seq, chunk.heading, chunk.text, chunk.embedding, item.id, item.title, item.category,
+                       item.source, item.relevance, item.usage_count, item.last_used_at, item.created_at)
+                .join(item, item.id == chunk.item_id).where(chunk.seq.in_(list(scores)))
             )).all()
         vector_rank = {key: n for n, key in enumerate(vector_keys, start=1)}
         text_rank = {key: n for n, key in enumerate(text_keys, start=1)}
         hits = []
-        for chunk, item in rows:
-            score = scores[chunk.seq]
+        for (seq, heading, body, embedding, item_id, title, category, source, relevance, usage_count, last_used,
+             created) in rows:
+            score = scores[seq]
             if rerank:
-                score *= search.feedback_factor(item.relevance, item.usage_count, item.last_used_at, item.created_at,
+                score *= search.feedback_factor(relevance, usage_count, last_used, created,
                                                 self.settings.knowledge_half_life_days)
             similarity = None
-            if query_vector is not None and len(chunk.embedding) == len(query_vector) * 4:
-                similarity = float(from_blob(chunk.embedding) @ query_vector)
-            hits.append((Hit(item_id=item.id, chunk=chunk.seq, title=item.title, heading=chunk.heading, text=chunk.text,
-                             category=item.category, source=item.source, score=round(score, 6),
-                             vector_rank=vector_rank.get(chunk.seq), text_rank=text_rank.get(chunk.seq)), similarity))
+            if query_vector is not None and len(embedding) == len(query_vector) * 4:
+                similarity = float(from_blob(embedding) @ query_vector)
+            hits.append((Hit(item_id=item_id, chunk=seq, title=title, heading=heading, text=body, category=category,
+                             source=source, score=round(score, 6), vector_rank=vector_rank.get(seq),
+                             text_rank=text_rank.get(seq)), similarity))
         hits.sort(key=lambda pair: -pair[0].score)
         return hits
 
