@@ -318,8 +318,8 @@ class LinUCBPolicy:
 
     def _values(self, context: RoutingContext, candidates: list[Candidate]):
         """State, features, and per candidate: prior, estimated reward, upper confidence bound."""
-        state = task_state(context.description)
         shares = bucket_shares(context.description)
+        state = max(shares, key=shares.__getitem__)  # = task_state(): the first bucket with the most hits
         x = np.asarray(task_features(context, self.hash_dim, self.projection_dim, self.text_weight, shares))
         priors, means, bounds = [], [], []
         for c in candidates:
