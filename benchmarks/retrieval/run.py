@@ -29,6 +29,7 @@ measured in the quality table). PostgreSQL with pgvector is a private PostgreSQL
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import importlib
 import inspect
@@ -40,6 +41,7 @@ import re
 import sqlite3
 import statistics
 import struct
+import sysconfig
 import tempfile
 import time
 import uuid
@@ -55,8 +57,9 @@ from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database
 from agent_lightning.core.logging import configure_logging
 from agent_lightning.core.tenancy import DEFAULT_TENANT
-from agent_lightning.knowledge import fulltext
+from agent_lightning.knowledge import fulltext, ingest
 from agent_lightning.knowledge.schemas import Filters, ItemCreate, SearchRequest
+from agent_lightning.knowledge.search import visibility
 from agent_lightning.knowledge.service import KnowledgeService
 from agent_lightning.knowledge.tables import KnowledgeChunkRow, KnowledgeItemRow
 from agent_lightning.knowledge.vectors import open_backend
@@ -180,6 +183,151 @@ def _quality_row(mode: str, ranks: list[int | None], latencies: list[float]) -> 
     r10 = sum(1 for r in ranks if r and r <= 10) / n
     mrr = sum(1 / r for r in ranks if r) / n
     return [mode, f"{r5:.3f}", f"{r10:.3f}", f"{mrr:.3f}", f"{statistics.median(latencies):.1f}"]
+
+
+# --- full-text quality at scale ----------------------------------------------------------------------------
+
+def distractor_texts() -> list[str]:
+    """Chunks of real documentation that answers none of the questions: the docstrings (100 characters or
+    more) of the standard library outside MODULES and of the packages installed in this environment, cut as
+    the service cuts documents. How many there are depends on the installed packages."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    own = set()
+    for name in MODULES:
+        parts = name.split(".")
+        own |= {stdlib.joinpath(*parts).with_suffix(".py"), stdlib.joinpath(*parts, "__init__.py")}
+    files = [f for f in sorted(stdlib.rglob("*.py")) if f not in own
+             and not {"site-packages", "test", "tests", "idlelib"} & set(f.relative_to(stdlib).parts)]
+    files += sorted(Path(sysconfig.get_paths()["purelib"]).rglob("*.py"))
+    seen, chunks = set(), []
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(errors="ignore"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+                doc = (ast.get_docstring(node) or "").replace("\x00", "")
+                if len(doc) >= 100 and doc not in seen:
+                    seen.add(doc)
+                    chunks += [c.text for c in ingest.chunk_document(doc, fmt="text")[1]]
+    return chunks
+
+
+async def fulltext_before(session, query: str, filters: Filters, tenant: str, k: int) -> list[tuple[int, float]]:
+    """Full-text search as it was before the candidate limit (for comparison): every content word OR-ed,
+    every matching chunk scored, the filters inside the query."""
+    words = fulltext.terms(query)
+    if not words:
+        return []
+    condition, params = visibility(filters, tenant)
+    params["k"] = k
+    if session.bind.dialect.name == "sqlite":
+        params["q"] = " OR ".join(f'"{w}"' for w in words)
+        sql = ("SELECT f.rowid, bm25(knowledge_chunks_fts) AS s FROM knowledge_chunks_fts f "
+               "JOIN knowledge_chunks c ON c.seq = f.rowid JOIN knowledge_items i ON i.id = c.item_id "
+               f"WHERE knowledge_chunks_fts MATCH :q AND {condition} ORDER BY s LIMIT :k")
+        return [(int(seq), -float(score)) for seq, score in await session.execute(text(sql), params)]
+    params["q"] = " | ".join(words)
+    sql = ("SELECT c.seq, ts_rank(c.tsv, q) AS s FROM knowledge_chunks c "
+           "JOIN knowledge_items i ON i.id = c.item_id, to_tsquery('english', :q) q "
+           f"WHERE c.tsv @@ q AND {condition} ORDER BY s DESC LIMIT :k")
+    return [(int(seq), float(score)) for seq, score in await session.execute(text(sql), params)]
+
+
+async def load_texts(db: Database, passages: list[tuple[str, str, str]], distractors: list[str]) -> dict[int, str]:
+    """The passages (item id, heading, text) and the distractors as items of one chunk each, the way the
+    benchmark loads them (no vectors: full-text only); chunk key → item id."""
+    now = datetime.now(UTC)
+    rows = passages + [(f"distractor{n:07d}", "", body) for n, body in enumerate(distractors)]
+    items = {item_id: dict(id=item_id, tenant_id=DEFAULT_TENANT, title=item_id, category="api_references",
+                           source="benchmark", scope="tenant", agent_id=None, meta={}, origin="api", task_id=None,
+                           content_hash=uuid.uuid4().hex, usage_count=0, relevance=1.0, embedding_model=MODEL,
+                           created_at=now, updated_at=now, last_used_at=None) for item_id, _, _ in rows}
+    chunks = [dict(seq=n + 1, item_id=item_id, ordinal=n, heading=heading[:500], text=body, embedding=b"",
+                   embedding_model=MODEL, tenant_id=DEFAULT_TENANT) for n, (item_id, heading, body) in enumerate(rows)]
+    async with db.session() as session:
+        values = list(items.values())
+        for start in range(0, len(values), 5000):
+            await session.execute(insert(KnowledgeItemRow), values[start:start + 5000])
+        for start in range(0, len(chunks), 5000):
+            await session.execute(insert(KnowledgeChunkRow), chunks[start:start + 5000])
+    if not db.is_sqlite:
+        async with db.session() as session:
+            await session.execute(text("ANALYZE knowledge_chunks"))
+            await session.execute(text("ANALYZE knowledge_items"))
+    return {row["seq"]: row["item_id"] for row in chunks}
+
+
+async def score_fulltext(db: Database, search, sets: dict[str, list[Question]], owner: dict[int, str],
+                         ids: dict[str, str]) -> dict[str, tuple[float, float, float, list[float]]]:
+    """Recall@5, recall@10, MRR and latencies of a full-text function, ranked as the service ranks (the 2k
+    best chunks asked for, the first k kept)."""
+    out = {}
+    for name, questions in sets.items():
+        ranks, times = [], []
+        for question in questions:
+            started = time.perf_counter()
+            async with db.session() as session:
+                hits = await search(session, question.text, Filters(), DEFAULT_TENANT, 2 * K)
+            times.append((time.perf_counter() - started) * 1000)
+            found = [owner[key] for key, _ in hits[:K]]
+            wanted = [found.index(ids[key]) + 1 for key in question.keys if ids[key] in found]
+            ranks.append(min(wanted) if wanted else None)
+        n = len(ranks)
+        out[name] = (sum(1 for r in ranks if r and r <= 5) / n, sum(1 for r in ranks if r and r <= K) / n,
+                     sum(1 / r for r in ranks if r) / n, times)
+    return out
+
+
+async def fulltext_at_scale(docs: dict[str, str], sets: dict[str, list[Question]], servers: Servers,
+                            distractors: list[str]) -> list[list[str]]:
+    """Full-text quality and latency of the search before and now, over the passages alone and among the
+    distractors, on SQLite and on the PostgreSQL at --pg-url."""
+    ids = {qualified: f"passage{n:05d}" for n, qualified in enumerate(docs)}
+    passages = [(ids[q], chunk.heading, chunk.text) for q, passage in docs.items()
+                for chunk in ingest.chunk_document(passage, fmt="text")[1]]
+    rows = []
+    for corpus in ([], distractors):
+        targets = [("SQLite FTS5", None)]
+        if servers.pg_url:
+            targets.append(("PostgreSQL tsvector", servers.pg_url))
+        for label, admin in targets:
+            if admin is None:
+                folder = Path(tempfile.mkdtemp(dir=servers.tmp))
+                db, name = Database(f"sqlite+aiosqlite:///{folder}/fts.db"), None
+            else:
+                url, name = await servers.fresh(admin)
+                db = Database(url)
+            await db.upgrade()
+            if name:
+                await server_version(db, "PostgreSQL without pgvector", servers.versions)
+            owner = await load_texts(db, passages, corpus)
+            n = len(owner)
+            dialect = "sqlite" if db.is_sqlite else "postgresql"
+            variants = [("before: every match ranked", fulltext_before), ("now", fulltext.search)]
+            if corpus:
+                variants.append(("now, limits scaled to 100k chunks", fulltext.search))
+            for variant, search in variants:
+                saved = dict(fulltext.CANDIDATES), fulltext.SCORED_POSTINGS
+                if variant.endswith("100k chunks"):  # the share of the index a query may rank at 100k chunks
+                    fulltext.CANDIDATES[dialect] = max(K, round(fulltext.CANDIDATES[dialect] * n / 100_000))
+                    fulltext.SCORED_POSTINGS = round(fulltext.SCORED_POSTINGS * n / 100_000)
+                try:
+                    scores = await score_fulltext(db, search, sets, owner, ids)
+                finally:
+                    fulltext.CANDIDATES.update(saved[0])
+                    fulltext.SCORED_POSTINGS = saved[1]
+                hand = scores["hand-written"]
+                p50, p95 = percentiles(hand[3])
+                row = [label, f"{n:,}", variant, f"{hand[0]:.3f}", f"{hand[1]:.3f}", f"{hand[2]:.3f}"]
+                generated = scores.get("generated")
+                row += [f"{generated[1]:.3f}", f"{generated[2]:.3f}"] if generated else ["", ""]
+                rows.append(row + [f"{p50:.1f}", f"{p95:.1f}"])
+            await db.close()
+            if name:
+                await servers.drop(admin, name)
+    return rows
 
 
 # --- synthetic chunks at scale --------------------------------------------------------------------------
@@ -335,8 +483,9 @@ async def measure_backend(backend, w: Workload) -> tuple[float, float, float]:
     return *percentiles(times), float(np.mean(recalls))
 
 
-async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int]:
-    """p50, p95 (ms) of `knowledge.search.fulltext`, and the median number of chunks a query matches."""
+async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int, int]:
+    """p50, p95 (ms) of `knowledge.fulltext.search`; the median number of chunks holding any of a query's
+    words (what the previous search scored) and of chunks its first pass ranks."""
     async with db.session() as session:
         await fulltext.search(session, w.queries[0], Filters(), DEFAULT_TENANT, FTS_DEPTH)
     times = []
@@ -345,18 +494,23 @@ async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int
         async with db.session() as session:
             await fulltext.search(session, query, Filters(), DEFAULT_TENANT, FTS_DEPTH)
         times.append((time.perf_counter() - started) * 1000)
-    matched = []
+    matched, ranked = [], []
     async with db.session() as session:
         for query in w.queries:
             words = fulltext.terms(query)
+            chosen = await fulltext.plan(session, query)
             if db.is_sqlite:
-                sql = "SELECT count(*) FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :q"
-                q = " OR ".join(f'"{word}"' for word in words)
+                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :q{})"
+                every = " OR ".join(f'"{word}"' for word in words)
+                first = (" AND " if chosen.every else " OR ").join(f'"{t.word}"' for t in chosen.essential)
             else:
-                sql = "SELECT count(*) FROM knowledge_chunks WHERE tsv @@ to_tsquery('english', :q)"
-                q = " | ".join(words)
-            matched.append(int(await session.scalar(text(sql), {"q": q})) if words else 0)
-    return *percentiles(times), int(statistics.median(matched))
+                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks WHERE tsv @@ to_tsquery('english', :q){})"
+                every = " | ".join(words)
+                first = (" & " if chosen.every else " | ").join(f"'{t.word}'" for t in chosen.essential)
+            matched.append(int(await session.scalar(text(count.format("")), {"q": every})) if words else 0)
+            capped = count.format(f" LIMIT {chosen.cap}")
+            ranked.append(int(await session.scalar(text(capped), {"q": first})) if chosen.essential else 0)
+    return *percentiles(times), int(statistics.median(matched)), int(statistics.median(ranked))
 
 
 async def measure_hybrid(service: KnowledgeService, w: Workload) -> tuple[float, float]:
@@ -490,11 +644,11 @@ async def at_scale(w: Workload, servers: Servers) -> tuple[list[list[str]], list
         vector_rows.append([size, label, f"{p50:.2f}", f"{p95:.2f}", f"{recall:.3f}"])
 
     async def text_and_hybrid(label: str, db: Database, settings: Settings) -> None:
-        f50, f95, matched = await measure_fulltext(db, w)
+        f50, f95, matched, ranked = await measure_fulltext(db, w)
         service = KnowledgeService(settings=settings, db=db, embeddings=None)  # the query vector is given
         h50, h95 = await measure_hybrid(service, w)
-        text_rows.append([size, label, f"{matched:,} ({matched / w.n:.0%})", f"{f50:.1f}", f"{f95:.1f}", f"{h50:.1f}",
-                          f"{h95:.1f}"])
+        text_rows.append([size, label, f"{matched:,} ({matched / w.n:.0%})", f"{ranked:,} ({ranked / w.n:.1%})",
+                          f"{f50:.1f}", f"{f95:.1f}", f"{h50:.1f}", f"{h95:.1f}"])
 
     # SQLite: usearch index file beside the database, FTS5
     folder = servers.tmp / f"sqlite{w.n}"
@@ -568,7 +722,7 @@ async def run(args: argparse.Namespace) -> str:
     if args.generated:
         sets["generated"] = generated_questions(docs, args.generated, args.seed)
     out: list[str] = []
-    load_before = os.getloadavg()[0]
+    loads = [os.getloadavg()[0]]
     started = time.perf_counter()
     tables, chunks = await quality(docs, sets) if not args.no_quality else ({"hand-written": []}, 0)
     passages = len({q.keys[0] for q in handwritten})
@@ -583,20 +737,38 @@ async def run(args: argparse.Namespace) -> str:
         out.append(table(["mode", "recall@5", "recall@10", "MRR", "p50 ms (incl. query embedding)"], tables["generated"]))
     print("\n".join(out), flush=True)
     quality_s = time.perf_counter() - started
+    loads.append(os.getloadavg()[0])
 
-    vector_rows, text_rows = [], []
+    vector_rows, text_rows, scale_rows, distractors = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         servers = Servers(Path(tmp), args.pg_url or None, not args.no_pgserver)
         try:
+            if not args.no_scale:
+                distractors = distractor_texts()
+                scale_rows = await fulltext_at_scale(docs, sets, servers, distractors)
+                print(table(SCALE_HEADER, scale_rows), flush=True)
+                loads.append(os.getloadavg()[0])
             for size in [int(s) for s in args.sizes.split(",") if s]:
                 w = workload(size, args.queries, docs, handwritten)
                 v, t = await at_scale(w, servers)
                 vector_rows += v
                 text_rows += t
+                loads.append(os.getloadavg()[0])
                 print(f"... {size:,} chunks done", flush=True)
         finally:
             servers.close()
     total_s = time.perf_counter() - started
+    if scale_rows:
+        out.append(f"\n### Full-text search among distractors: the same questions over the {len(docs)} passages alone and "
+                   f"among {len(distractors):,} chunks of other documentation\n")
+        out.append("The distractors are the docstrings (100 characters or more) of the rest of the standard library and "
+                   "of the packages installed in the environment, cut as the service cuts documents: real text that "
+                   "answers none of the questions. *before* is the previous full-text search (every content word "
+                   "OR-ed, every matching chunk scored); *now* is `knowledge.fulltext.search`; *limits scaled to 100k "
+                   "chunks* shrinks its candidate limit and scored-postings budget in proportion to the index, so a "
+                   "query may rank the same share of it as at 100k chunks. Latency over the hand-written questions; "
+                   "full-text only, no vectors.\n")
+        out.append(table(SCALE_HEADER, scale_rows))
     out.append(f"\n### Vector search: 384-d clustered unit vectors, top-{K}, {args.queries} queries, recall against "
                "exact search\n")
     out.append("The first rows query each library directly; the rows naming a class go through the knowledge "
@@ -604,18 +776,26 @@ async def run(args: argparse.Namespace) -> str:
     out.append(table(["chunks", "store", "p50 ms", "p95 ms", "recall@10 vs exact"], vector_rows))
     out.append(f"\n### Full-text and hybrid search: chunks of 400–1,000 characters sampled from the docstrings, "
                f"{args.queries} hand-written questions as queries, top-{FTS_DEPTH} full-text / top-{K} hybrid\n")
-    out.append("Full-text is `knowledge.search.fulltext` (the query's content words OR-ed; BM25 on FTS5, ts_rank on "
-               "tsvector); hybrid is `KnowledgeService._search` (vector + full-text, reciprocal rank fusion, filters, "
-               "feedback rerank, rows fetched) with the query vector given, so the query embedding is not included.\n")
-    out.append(table(["chunks", "database", "chunks matched (median)", "full-text p50 ms", "full-text p95 ms",
-                      "hybrid p50 ms", "hybrid p95 ms"], text_rows))
+    out.append("Full-text is `knowledge.fulltext.search` (the chunks holding the query's rarest words ranked, at most "
+               f"{fulltext.CANDIDATES['sqlite']:,} on SQLite and {fulltext.CANDIDATES['postgresql']:,} on PostgreSQL "
+               "per pass, on every word; BM25 on FTS5, ts_rank on tsvector); hybrid is `KnowledgeService._search` "
+               "(vector and full-text at once, reciprocal rank fusion, filters, feedback rerank, rows fetched) with "
+               "the query vector given, so the query embedding is not included. *Matching any word*: the chunks the "
+               "previous search scored (every content word OR-ed); *ranked*: the chunks the first pass ranks now.\n")
+    out.append(table(["chunks", "database", "chunks matching any word (median)", "chunks ranked (median)",
+                      "full-text p50 ms", "full-text p95 ms", "hybrid p50 ms", "hybrid p95 ms"], text_rows))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = ", ".join(servers.versions.values())
+    loads.append(os.getloadavg()[0])
     header = (f"Run {date.today()} on {platform.platform()} ({platform.machine()}), {cpus} CPUs, "
               f"Python {platform.python_version()}, {versions}; {total_s / 60:.0f} min "
-              f"(quality {quality_s:.0f} s); load average {load_before:.1f} at the start, "
-              f"{os.getloadavg()[0]:.1f} at the end\n")
+              f"(quality {quality_s:.0f} s); load average (1 min) between sections "
+              f"{', '.join(f'{x:.1f}' for x in loads)}\n")
     return header + "\n" + "\n".join(out) + "\n"
+
+
+SCALE_HEADER = ["database", "chunks", "full-text search", "hand-written recall@5", "hand-written recall@10",
+                "hand-written MRR", "generated recall@10", "generated MRR", "p50 ms", "p95 ms"]
 
 
 def main() -> None:
@@ -627,7 +807,8 @@ def main() -> None:
     parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL without pgvector, as an admin URL ('' to skip)")
     parser.add_argument("--no-pgserver", action="store_true", help="skip PostgreSQL + pgvector (pgserver)")
-    parser.add_argument("--no-quality", action="store_true", help="only the latency tables")
+    parser.add_argument("--no-quality", action="store_true", help="skip the quality tables (and the embedding model)")
+    parser.add_argument("--no-scale", action="store_true", help="skip full-text quality among distractors")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Full-text search (knowledge.fulltext) on the database under test: the filters hold whatever the ranking
 fetches first, the rarest words select the chunks and every word still counts, a query of common words
-still finds chunks, and frequencies follow new documents."""
+still finds chunks, frequencies follow new documents, and hybrid search over HTTP keeps the filters."""
 
 from __future__ import annotations
 
@@ -182,3 +182,22 @@ async def test_postgres_frequencies_come_from_column_statistics_and_the_gin_inde
             "EXPLAIN SELECT c.seq, c.tsv FROM knowledge_chunks c "
             "WHERE c.tsv @@ to_tsquery('english', :match) LIMIT 1500"), {"match": "'zeppelin'"}))
     assert "ix_knowledge_chunks_tsv" in explained
+
+
+async def test_hybrid_search_keeps_the_filters_over_http(kclient):
+    async def item(content: str, **fields) -> str:
+        response = await kclient.post("/knowledge/items", json={"title": content[:30], "content": content, **fields})
+        assert response.status_code == 201, response.text
+        return response.json()["item"]["id"]
+
+    for n in range(30):
+        await item(f"{STRONG} Cluster {n}.", agent_id="builder", category="tutorials")
+    mine = await item(WEAK, agent_id="reviewer", category="best_practices")
+    everyone = await item(WEAK + " For every agent.", category="best_practices")
+    for mode in ("fulltext", "hybrid"):
+        response = await kclient.post("/knowledge/search", json={
+            "query": "kubernetes ingress routes", "mode": mode, "k": 5, "filters": {"agent_id": "reviewer"}})
+        assert {hit["item_id"] for hit in response.json()["hits"]} == {mine, everyone}, mode
+        response = await kclient.post("/knowledge/search", json={
+            "query": "kubernetes ingress routes", "mode": mode, "k": 5, "filters": {"category": ["best_practices"]}})
+        assert {hit["item_id"] for hit in response.json()["hits"]} == {mine, everyone}, mode
