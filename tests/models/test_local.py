@@ -23,7 +23,7 @@ async def test_the_local_model_generates_different_text_for_different_prompts(se
     assert text.strip() and streamed[-1].finish_reason in ("stop", "length")
     assert streamed[-1].completion_tokens == sum(1 for d in streamed if d.content)
     stats = await service.stats("local")
-    assert stats.requests == 3 and stats.tokens_per_s and stats.tokens_per_s > 1 and stats.latency_p50_ms > 0
+    assert stats.requests == 3 and stats.tokens_per_s and stats.tokens_per_s > 0 and stats.latency_p50_ms > 0
 
 
 async def test_local_embeddings_put_paraphrases_closer_than_unrelated_sentences(service):
