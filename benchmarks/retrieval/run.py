@@ -500,11 +500,11 @@ async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int
             words = fulltext.terms(query)
             chosen = await fulltext.plan(session, query)
             if db.is_sqlite:
-                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :q{})"
+                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :q{}) AS m"
                 every = " OR ".join(f'"{word}"' for word in words)
                 first = (" AND " if chosen.every else " OR ").join(f'"{t.word}"' for t in chosen.essential)
             else:
-                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks WHERE tsv @@ to_tsquery('english', :q){})"
+                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks WHERE tsv @@ to_tsquery('english', :q){}) AS m"
                 every = " | ".join(words)
                 first = (" & " if chosen.every else " | ").join(f"'{t.word}'" for t in chosen.essential)
             matched.append(int(await session.scalar(text(count.format("")), {"q": every})) if words else 0)
