@@ -17,10 +17,15 @@ Each set is searched in vector mode (the usearch HNSW index and, as its ceiling,
 (FTS5) and hybrid mode through `KnowledgeService.search`; a question counts as answered at rank r when
 its passage's first chunk among the hits is the r-th hit.
 
+Full-text at scale. The same questions, full-text only, over the passages alone and among chunks of other
+real documentation (docstrings of the rest of the standard library and of the installed packages), with
+the previous full-text search ("before"), the current one, and the current one with its limits scaled
+down to what a query may rank at 100k chunks; on SQLite and on the PostgreSQL at --pg-url.
+
 Latency. Chunks of realistic text (sentences sampled from the same docstrings) with 384-d clustered unit
 vectors are bulk-loaded into each database, then searched through the service's own code: the vector
 backends of `knowledge.vectors` (usearch beside SQLite, pgvector HNSW on PostgreSQL with the extension,
-exact search in the app on PostgreSQL without it), `knowledge.search.fulltext` (FTS5 / tsvector) and
+exact search in the app on PostgreSQL without it), `knowledge.fulltext.search` (FTS5 / tsvector) and
 `KnowledgeService._search` in hybrid mode with the query vector given (the embedding of the query is
 measured in the quality table). PostgreSQL with pgvector is a private PostgreSQL 16 from the PyPI
 `pgserver` package; PostgreSQL without it is the server at --pg-url (the machine's PostgreSQL 15).
