@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from agent_lightning.orchestrator.matching import matched
 from agent_lightning.orchestrator.policy import (
     DEFAULT_Q,
     GENERAL_STATE,
@@ -40,6 +39,8 @@ from agent_lightning.orchestrator.policy import (
     Candidate,
     Choice,
     RoutingContext,
+    bucket_shares,
+    main_bucket,
     task_state,
 )
 
@@ -59,13 +60,6 @@ def blended_prior(shares: dict[str, float], candidate: Candidate) -> float:
     """The prior on a task that is spread over several keyword buckets: the Q priors weighted by share."""
     q = sum(share * Q_PRIORS.get(state, {}).get(candidate.agent_id, DEFAULT_Q) for state, share in shares.items())
     return 0.6 * candidate.capability + 0.4 * q
-
-
-def bucket_shares(description: str) -> dict[str, float]:
-    """Each keyword bucket's share of the description's keyword hits (no hit: all general)."""
-    hits = {state: len(matched(words, description)) for state, words in STATE_KEYWORDS.items()}
-    total = sum(hits.values())
-    return {s: h / total for s, h in hits.items() if h} if total else {GENERAL_STATE: 1.0}
 
 
 def _scores(state: str, candidates: list[Candidate], values: list[float]) -> list[dict[str, float | str]]:
@@ -319,7 +313,7 @@ class LinUCBPolicy:
     def _values(self, context: RoutingContext, candidates: list[Candidate]):
         """State, features, and per candidate: prior, estimated reward, upper confidence bound."""
         shares = bucket_shares(context.description)
-        state = max(shares, key=shares.__getitem__)  # = task_state(): the first bucket with the most hits
+        state = main_bucket(shares)
         x = np.asarray(task_features(context, self.hash_dim, self.projection_dim, self.text_weight, shares))
         priors, means, bounds = [], [], []
         for c in candidates:

@@ -91,14 +91,21 @@ Q_PRIORS: dict[str, dict[str, float]] = {
 DEFAULT_Q = 0.5
 
 
+def bucket_shares(description: str) -> dict[str, float]:
+    """Each keyword bucket's share of the description's keyword hits (no hit: all general), in bucket order."""
+    hits = {state: len(matched(words, description)) for state, words in STATE_KEYWORDS.items()}
+    total = sum(hits.values())
+    return {s: h / total for s, h in hits.items() if h} if total else {GENERAL_STATE: 1.0}
+
+
+def main_bucket(shares: dict[str, float]) -> str:
+    """The bucket with the largest share; ties go to the first bucket listed."""
+    return max(shares, key=shares.__getitem__)
+
+
 def task_state(description: str) -> str:
     """The keyword bucket of a task; ties go to the first bucket listed."""
-    best, best_hits = GENERAL_STATE, 0
-    for state, keywords in STATE_KEYWORDS.items():
-        hits = len(matched(keywords, description))
-        if hits > best_hits:
-            best, best_hits = state, hits
-    return best
+    return main_bucket(bucket_shares(description))
 
 
 class SeedQPolicy:
