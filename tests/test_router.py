@@ -126,7 +126,7 @@ def test_a_task_in_two_buckets_starts_from_the_mean_of_their_priors():
 def test_linucb_weighs_graded_rewards_by_how_much_less_noisy_they_prove():
     policy = LinUCBPolicy(seed=1)
     route(policy, 200, seed=1)
-    route(policy, 200, graded=True, seed=2)
+    route(policy, 400, graded=True, seed=2)  # long enough for the average to forget its 0.25 start
     assert policy.noise["graded"] < policy.noise["binary"] / 1.5
     # One graded observation now shrinks an agent's uncertainty more than one pass/fail outcome does.
     text = SECURITY_TASKS[0]
@@ -190,6 +190,26 @@ def test_reported_probabilities_are_a_distribution_that_matches_the_choice(name)
     assert 0 < choice.probability <= 1
     if name != "thompson":  # Thompson's probabilities are Monte Carlo estimates
         assert abs(choice.probability - probabilities[choice.agent_id]) < 1e-6
+
+
+def test_linucb_explores_near_misses_more_than_clear_losers_and_logs_the_true_frequencies():
+    text = SECURITY_TASKS[0]
+    pool = candidates(text)
+    policy = LinUCBPolicy(seed=3, epsilon=0.3)
+    bounds = policy._values(RoutingContext(text), pool)[4]
+    probabilities = policy.probabilities(RoutingContext(text), pool)
+    order = sorted(range(len(pool)), key=lambda i: -bounds[i])
+    ranked = [probabilities[pool[i].agent_id] for i in order]
+    assert ranked == sorted(ranked, reverse=True) and ranked[1] > 3 * ranked[-1] > 0
+    counts: dict[str, int] = {}
+    for _ in range(4000):  # no update: every draw comes from the same distribution
+        chosen = policy.choose(RoutingContext(text), pool).agent_id
+        counts[chosen] = counts.get(chosen, 0) + 1
+    for agent_id, p in probabilities.items():
+        assert abs(counts.get(agent_id, 0) / 4000 - p) < 0.03, agent_id
+
+    uniform = LinUCBPolicy(epsilon=0.3, temperature=None).probabilities(RoutingContext(text), pool)
+    assert sorted(uniform.values())[:-1] == [pytest.approx(0.3 / len(pool))] * (len(pool) - 1)
 
 
 def test_features_hash_words_and_project_an_embedding():
