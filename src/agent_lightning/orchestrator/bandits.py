@@ -13,8 +13,7 @@ fleet's known specialists start ahead. Learning moves away from that prior:
   there is one), each observation weighted by the inverse residual variance of its kind (pass/fail or
   graded), and adds an upper confidence bonus; a little exploration (ε, spread over the agents by a
   softmax of their upper bounds, so near-misses are tried far more often than clear losers) gives every
-  logged choice a
-  known probability.
+  logged choice a known, non-zero probability.
 
 Both discount old evidence (`discount` per update) and run a one-sided CUSUM on each arm's prediction
 errors, so an agent that starts failing loses its traffic within a few dozen of its tasks; both can
