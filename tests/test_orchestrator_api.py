@@ -218,6 +218,12 @@ async def test_events_are_published_with_a_correlation_id(client):
     assert response.headers["X-Correlation-ID"] == "corr-1"
     task_id = response.json()["task_id"]
     await wait_for_status(client, task_id)
+    # The task is visible as succeeded once its outcome reward is committed; the policy learns from it
+    # right after, so wait for that before sending feedback (or the two updates may interleave).
+    for _ in range(500):
+        if any(e.type == "policy.updated" and e.data.get("task_id") == task_id for e in bus.recent()):
+            break
+        await asyncio.sleep(0.01)
     await client.post(f"/tasks/{task_id}/feedback", json={"score": 9}, headers={"X-Correlation-ID": "corr-2"})
     events = [e for e in bus.recent() if e.data.get("task_id") == task_id]
     types = [e.type for e in events]
