@@ -21,6 +21,7 @@ from agent_lightning.agents.client import AgentsClient
 from agent_lightning.agents.fleet import DEFAULT_FLEET
 from agent_lightning.agents.schemas import AgentRegistry
 from agent_lightning.agents.service import AgentService
+from agent_lightning.core.brokers import BrokerBus, make_bus
 from agent_lightning.core.config import Settings, get_settings
 from agent_lightning.core.db import Database
 from agent_lightning.core.errors import Unavailable
@@ -65,7 +66,7 @@ class Platform:
     settings: Settings
     services: frozenset[str]
     db: Database
-    bus: InProcessBus
+    bus: InProcessBus | BrokerBus
     broker: Any
     models: ModelGateway
     agents: AgentRegistry | None
@@ -85,7 +86,9 @@ class Platform:
     background: set[asyncio.Task] = field(default_factory=set)
 
     async def start(self) -> None:
-        """Migrate, seed, restore learned state, start the queue and requeue unfinished work."""
+        """Connect the event bus, migrate, seed, restore learned state, start the queue and requeue
+        unfinished work."""
+        await self.bus.start()  # before anything publishes
         if self.migrate:
             await self.db.upgrade()
         if self.knowledge_service is not None:
@@ -124,6 +127,7 @@ class Platform:
             job.cancel()
         await asyncio.gather(*self.jobs, *self.background, return_exceptions=True)
         await self.broker.shutdown()
+        await self.bus.close()
         if self.knowledge_service is not None:
             await self.knowledge_service.stop()
         if self.model_service is not None:
@@ -141,6 +145,8 @@ class Platform:
         except Exception as exc:
             checks["database"] = {"ok": False, "detail": type(exc).__name__}
         checks["queue"] = {"ok": self.queue_running, "detail": type(self.broker).__name__}
+        bus_ok, bus_detail = await self.bus.ready()
+        checks["bus"] = {"ok": bus_ok, "detail": bus_detail}
         health = await self.models.ready()
         checks["model"] = {"ok": health.ok, "detail": health.detail}
         if self.knowledge_service is not None:
@@ -203,7 +209,7 @@ def build_platform(
     if unknown:
         raise ValueError(f"Unknown services: {sorted(unknown)}")
     db = Database(settings.resolved_database_url())
-    bus = InProcessBus()
+    bus = make_bus(settings.event_bus_url, prefix=settings.event_bus_prefix)
     broker = make_broker(settings)
     callers: list[ServiceCaller] = []
 

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     memory_max_age_days: float = Field(default=365.0, description="Episodic memories older than this are pruned.")
     memory_max_per_user: int = Field(default=5000, description="Memories kept per user when pruning.")
 
+    # Events: one stream shared by every process (see README "Two shapes, one codebase").
+    event_bus_url: str = Field(
+        default="", description="Empty: in-process bus; redis://host:6379/0 or nats://host:4222 to share events."
+    )
+    event_bus_prefix: str = Field(
+        default="alp.events", description="Channel/subject prefix on the broker (separates deployments)."
+    )
+
     # Split mode: where the other services are. Empty means in-process.
     execution_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     models_url: str | None = None

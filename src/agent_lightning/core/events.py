@@ -1,4 +1,5 @@
-"""The event bus: one envelope, one interface, an in-process implementation.
+"""The event bus: one envelope, one interface, an in-process implementation (Redis and NATS ones,
+which processes share, are in `core/brokers.py`).
 
 Event types published by the platform: task.created, task.assigned, task.started, task.succeeded,
 task.failed, task.cancelled, feedback.received, policy.updated. Every event carries a correlation id.
@@ -44,14 +45,16 @@ class EventBus(Protocol):
     def recent(self, limit: int = 100) -> list[Event]: ...
 
 
-class InProcessBus:
-    """Delivers events to subscribers in the same process; a handler's failure never reaches the publisher."""
+class LocalSubscribers:
+    """What every bus does in its own process: the subscribers, the history of delivered events and
+    `wait_for`. Implementations call `_deliver` once for each event this process should see."""
 
     def __init__(self, history: int = 1000) -> None:
         self._subscribers: list[tuple[str, Handler]] = []
         self._history: deque[Event] = deque(maxlen=history)
 
-    async def publish(self, event: Event) -> None:
+    async def _deliver(self, event: Event) -> None:
+        """Record `event` and hand it to each matching subscriber; a handler's failure is logged only."""
         self._history.append(event)
         for pattern, handler in list(self._subscribers):
             if fnmatch.fnmatchcase(event.type, pattern):
@@ -64,12 +67,16 @@ class InProcessBus:
         """Call `handler` for every event whose type matches the glob `pattern` (e.g. ``task.*``)."""
         self._subscribers.append((pattern, handler))
 
+    def unsubscribe(self, handler: Handler) -> None:
+        """Stop calling `handler` (for every pattern it was subscribed with)."""
+        self._subscribers = [(p, h) for p, h in self._subscribers if h is not handler]
+
     def recent(self, limit: int = 100) -> list[Event]:
         """The newest events, oldest first."""
         return list(self._history)[-limit:]
 
     async def wait_for(self, predicate: Callable[[Event], bool], timeout: float) -> Event:
-        """Wait until an event matching `predicate` is published (handy in tests and the CLI)."""
+        """Wait until an event matching `predicate` is delivered (handy in tests and the CLI)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Event] = loop.create_future()
 
@@ -81,4 +88,21 @@ class InProcessBus:
         try:
             return await asyncio.wait_for(future, timeout)
         finally:
-            self._subscribers = [(p, h) for p, h in self._subscribers if h is not handler]
+            self.unsubscribe(handler)
+
+
+class InProcessBus(LocalSubscribers):
+    """Delivers events to subscribers in the same process, before `publish` returns; a handler's
+    failure never reaches the publisher. Redis and NATS implementations live in `core/brokers.py`."""
+
+    async def publish(self, event: Event) -> None:
+        await self._deliver(event)
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    async def close(self) -> None:
+        """Nothing to disconnect."""
+
+    async def ready(self) -> tuple[bool, str]:
+        return True, "in-process"
