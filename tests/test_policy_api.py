@@ -122,3 +122,18 @@ async def test_each_tenant_has_its_own_policy(client):
     assert await asyncio.create_task(as_tenant()) == ("acme", "seed-q")
     info = (await client.get("/policy")).json()
     assert info["tenant_id"] == "default" and info["name"] == "linucb"
+
+
+async def test_two_replicas_sharing_a_database_never_lose_each_others_updates(settings, provider):
+    async with running_app(settings, provider) as first, running_app(settings, provider) as second:
+        task_id = await _finished_task(first, DEPLOY_TASK)  # the outcome reward: learned by the first
+        # The second replica still holds version 0 in memory; the feedback it takes must land on version 1.
+        assert (await second.post(f"/tasks/{task_id}/feedback", json={"score": 2})).status_code == 200
+        other = await _finished_task(second, WEB_TASK)
+        await first.post(f"/tasks/{other}/feedback", json={"score": 9})
+        assert (await first.get("/policy")).json()["version"] == 4
+        assert (await second.get("/policy")).json()["version"] == 3, "a replica catches up when it next learns"
+        first_route = (await first.post("/route", json={"description": DEPLOY_TASK})).json()
+
+    async with running_app(settings, provider) as restarted:
+        assert (await restarted.post("/route", json={"description": DEPLOY_TASK})).json() == first_route

@@ -101,6 +101,7 @@ class PolicySwitchDisabled(AppError):
 
 
 EMBED_BATCH = 64
+MAX_SAVE_ATTEMPTS = 5  # compare-and-set rounds when replicas save the same policy state at once
 
 
 def feedback_reward(score: float) -> float:
@@ -463,8 +464,7 @@ class OrchestratorService:
             return  # logged by another policy: kept for offline evaluation only
         features = {**decision.features, "cost": cost} if cost else decision.features
         async with self._policy_lock:
-            policy.update(state=decision.state, agent_id=agent_id, reward=reward, features=features)
-            await self._save_state(policy)
+            await self._update_and_save(policy, decision.state, agent_id, reward, features)
         await self._publish("policy.updated", decision.task_id, agent_id=agent_id, reward=reward, version=policy.version)
 
     async def active_policy(self) -> RoutingPolicy:
@@ -496,30 +496,58 @@ class OrchestratorService:
             await self._load_state(cached[1])
         await self.active_policy()
 
-    async def save_policy(self) -> None:
-        """Persist the current tenant's policy state (upsert)."""
-        await self._save_state(self.policy)
+    async def _update_and_save(
+        self, policy: RoutingPolicy, state: str, agent_id: str, reward: float, features: dict[str, Any]
+    ) -> None:
+        """Apply one reward on top of the newest saved state, so replicas sharing a database never lose
+        each other's updates: catch up if another replica saved since, update, save only if nobody saved
+        in between (compare-and-set on the version), else reload and apply the reward again."""
+        reload = False
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            saved = await self._saved_version(policy.name)
+            if saved is not None and (reload or saved != policy.version):
+                saved = await self._load_state(policy)
+            policy.update(state=state, agent_id=agent_id, reward=reward, features=features)
+            if await self._save_state(policy, expected_version=saved):
+                return
+            reload = True
+        log.warning("policy_update_not_saved", policy=policy.name, version=policy.version)
 
-    async def _load_state(self, policy: RoutingPolicy) -> None:
-        """Load the tenant's saved state of this policy into it, if there is one."""
+    async def _saved_version(self, name: str) -> int | None:
+        async with self.db.session() as session:
+            return await session.scalar(
+                select(PolicyStateRow.version).where(PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == name)
+            )
+
+    async def _load_state(self, policy: RoutingPolicy) -> int | None:
+        """Load the tenant's saved state of this policy into it, if there is one; its version."""
         async with self.db.session() as session:
             row = await session.scalar(
                 select(PolicyStateRow).where(PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == policy.name)
             )
-        if row is not None:
-            policy.load(row.state)
-            log.info("policy_restored", policy=policy.name, version=policy.version)
+        if row is None:
+            return None
+        policy.load(row.state)
+        log.info("policy_restored", policy=policy.name, version=row.version)
+        return row.version
 
-    async def _save_state(self, policy: RoutingPolicy) -> None:
-        """Upsert the tenant's state of this policy."""
-        async with self.db.session() as session:
-            row = await session.scalar(
-                select(PolicyStateRow).where(PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == policy.name)
-            )
-            if row is None:
-                row = PolicyStateRow(tenant_id=current_tenant(), name=policy.name)
-                session.add(row)
-            row.version, row.state = policy.version, policy.state()
+    async def _save_state(self, policy: RoutingPolicy, *, expected_version: int | None) -> bool:
+        """Save the tenant's state of this policy if the saved one is still `expected_version` (None:
+        there is none yet); False when another replica got there first."""
+        where = (PolicyStateRow.tenant_id == current_tenant(), PolicyStateRow.name == policy.name)
+        try:
+            async with self.db.session() as session:
+                if expected_version is None:
+                    session.add(PolicyStateRow(tenant_id=current_tenant(), name=policy.name, version=policy.version, state=policy.state()))
+                    return True
+                saved = await session.execute(
+                    update(PolicyStateRow)
+                    .where(*where, PolicyStateRow.version == expected_version)
+                    .values(version=policy.version, state=policy.state(), updated_at=utcnow())
+                )
+                return saved.rowcount == 1
+        except IntegrityError:  # another replica saved the first state at the same moment
+            return False
 
     # -- the policy API ------------------------------------------------------------------------------
 
