@@ -205,13 +205,21 @@ class NatsBus(BrokerBus):
         self._nc.options["max_reconnect_attempts"] = -1  # …but once connected, reconnect for ever
         try:
             await self._nc.subscribe(f"{self.prefix}.>", cb=self._on_message)
-            await self._nc.flush(timeout=5)  # the server has the subscription before start() returns
+            await self._confirm_subscription()
         except BaseException:
             await self._nc.close()
             self._nc = None
             raise
         self._started = True
         log.info("event_bus_started", bus=self.kind, url=_redact(self.url), prefix=self.prefix)
+
+    async def _confirm_subscription(self) -> None:
+        """Return once the server has our subscription, so that every event published from now on
+        reaches us. `flush()` is not enough: nats-py writes its PING ahead of commands still buffered.
+        A message sent to ourselves after the SUB, on the same connection, comes back only after it."""
+        probe = await self._nc.subscribe(self._nc.new_inbox(), max_msgs=1)
+        await self._nc.publish(probe.subject, b"")
+        await probe.next_msg(timeout=5)
 
     async def _on_message(self, msg: Msg) -> None:
         await self._receive(msg.data)
