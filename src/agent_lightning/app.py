@@ -28,6 +28,14 @@ from agent_lightning.core.errors import Unavailable
 from agent_lightning.core.events import Event, InProcessBus
 from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware, install_error_handlers
 from agent_lightning.core.logging import configure_logging, get_logger
+from agent_lightning.core.metrics import (
+    HTTPMetricsMiddleware,
+    Metrics,
+    metrics_router,
+    tap_bus,
+    tap_model_usage,
+    tap_orchestrator,
+)
 from agent_lightning.core.queue import make_broker
 from agent_lightning.core.resilience import ServiceCaller
 from agent_lightning.core.tenancy import set_tenant
@@ -52,6 +60,7 @@ from agent_lightning.orchestrator.policy import configured_params, make_policy
 from agent_lightning.orchestrator.schemas import Router
 from agent_lightning.orchestrator.service import OrchestratorService, feedback_reward
 from agent_lightning.orchestrator.worker import TaskWorker
+from agent_lightning.realtime import api as realtime_api
 
 log = get_logger(__name__)
 
@@ -373,12 +382,26 @@ def create_app(
     app = FastAPI(
         title="Agent Lightning",
         version=__version__,
-        description="Route tasks to specialised AI agents with a policy that learns from outcomes.",
+        description=(
+            "Route tasks to specialised AI agents with a policy that learns from outcomes.\n\n"
+            "Live events: WebSocket `/ws/events?types=task.*&task_id=…&replay=N` streams the bus's events "
+            "as JSON envelopes (not listed below: OpenAPI has no WebSockets). Prometheus metrics: `GET /metrics`."
+        ),
         lifespan=lifespan,
     )
     app.state.platform = platform
+    metrics = Metrics()  # a registry per application
+    tap_bus(platform.bus, metrics)
+    if platform.orchestrator is not None:
+        tap_orchestrator(platform.orchestrator, metrics)
+    if platform.model_service is not None:
+        tap_model_usage(platform.model_service.usage, metrics)
+    app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
+    app.include_router(metrics_router(metrics))
+    app.include_router(realtime_api.router(platform.bus))
 
     if platform.orchestrator is not None:
         app.include_router(orchestrator_api.router(platform.orchestrator))

@@ -1,0 +1,261 @@
+"""Prometheus metrics: one registry per application, an ASGI middleware for HTTP requests, and taps that
+turn what the platform does (events, routing decisions, rewards, model calls) into counters and
+histograms.
+
+Each process counts what it did itself: events when it publishes them (with a shared broker bus every
+process receives every event, so counting deliveries would count each task once per process), model
+calls where the model gateway runs. Summing a counter over processes therefore gives the platform's
+total.
+
+This module sits below the services and imports none of them: the taps take the objects they wrap
+from the composition root and rely only on the attributes named in their docstrings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from pydantic import RootModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_lightning.core.events import Event
+
+UNMATCHED_ROUTE = "unmatched"
+"""The route label of requests that matched no route (404s): raw paths would make unbounded labels."""
+
+TASK_OUTCOMES = {"task.succeeded": "succeeded", "task.failed": "failed", "task.cancelled": "cancelled"}
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_REWARD_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+class Metrics:
+    """The application's metrics, in a registry of its own (so several apps in one process never collide)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, …
+        PlatformCollector(registry=r)  # python_info
+        GCCollector(registry=r)
+        self.http_requests = Counter(
+            "alp_http_requests", "HTTP requests by method, route template and status.",
+            ["method", "route", "status"], registry=r,
+        )
+        self.http_duration = Histogram(
+            "alp_http_request_duration_seconds", "HTTP request latency by method and route template.",
+            ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.tasks = Counter(
+            "alp_tasks", "Finished tasks by outcome (succeeded, failed, cancelled) and agent.",
+            ["outcome", "agent"], registry=r,
+        )
+        self.task_run = Histogram(
+            "alp_task_run_seconds", "Run time of a task's successful attempt, by agent.",
+            ["agent"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.decisions = Counter(
+            "alp_routing_decisions", "Routing decisions at intake by policy (or 'explicit') and chosen agent.",
+            ["policy", "agent"], registry=r,
+        )
+        self.decision_duration = Histogram(
+            "alp_routing_decision_seconds",
+            "Time from a task's intake to its logged routing decision (candidates, policy choice, storage).",
+            ["policy"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.rewards = Histogram(
+            "alp_reward", "Rewards given to routing decisions, by source (outcome, feedback).",
+            ["source"], buckets=_REWARD_BUCKETS, registry=r,
+        )
+        self.model_requests = Counter(
+            "alp_model_requests", "Model gateway calls by provider, model alias, kind and status (ok, error, cached).",
+            ["provider", "model", "kind", "status"], registry=r,
+        )
+        self.model_tokens = Counter(
+            "alp_model_tokens", "Tokens through the model gateway by provider, model alias and type (prompt, completion).",
+            ["provider", "model", "type"], registry=r,
+        )
+        self.model_duration = Histogram(
+            "alp_model_request_duration_seconds", "Model gateway call latency (cache hits excluded), by provider and model.",
+            ["provider", "model"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self._intake: ContextVar[_Intake | None] = ContextVar(f"alp_metrics_intake_{id(self)}", default=None)
+        self._pending_outcome_rewards: dict[str, float] = {}
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+    # -- what the platform does ---------------------------------------------------------------------------
+
+    def observe_event(self, event: Event) -> None:
+        """Count an event this process publishes."""
+        data = event.data
+        outcome = TASK_OUTCOMES.get(event.type)
+        if outcome is not None:
+            agent = str(data.get("agent_id") or "none")
+            self.tasks.labels(outcome, agent).inc()
+            if outcome == "succeeded" and isinstance(data.get("latency_ms"), (int, float)):
+                self.task_run.labels(agent).observe(data["latency_ms"] / 1000)
+            reward = self._pending_outcome_rewards.pop(str(data.get("task_id")), None)
+            if reward is not None:  # stored in the transaction that finished the task, now committed
+                self.rewards.labels("outcome").observe(reward)
+        elif event.type == "task.created":
+            intake = self._intake.get()
+            if intake is not None and intake.decided_s is None:
+                intake.decided_s = time.perf_counter() - intake.started
+
+    def observe_usage(self, usage: Any) -> None:
+        """Count one model gateway call from its usage record (`provider`, `model`, `kind`, `status`,
+        `cached`, `prompt_tokens`, `completion_tokens`, `latency_ms`)."""
+        provider = usage.provider or "none"
+        status = "error" if usage.status != "ok" else ("cached" if usage.cached else "ok")
+        self.model_requests.labels(provider, usage.model, usage.kind, status).inc()
+        if usage.prompt_tokens:
+            self.model_tokens.labels(provider, usage.model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            self.model_tokens.labels(provider, usage.model, "completion").inc(usage.completion_tokens)
+        if not usage.cached and usage.latency_ms:
+            self.model_duration.labels(provider, usage.model).observe(usage.latency_ms / 1000)
+
+
+@dataclass
+class _Intake:
+    started: float
+    decided_s: float | None = None
+
+
+# -- taps: installed once by the composition root -----------------------------------------------------------
+
+
+def tap_bus(bus: Any, metrics: Metrics) -> None:
+    """Count every event `bus.publish` is given in this process, before it is sent."""
+    publish: Callable[[Event], Awaitable[None]] = bus.publish
+
+    async def publish_and_count(event: Event) -> None:
+        try:
+            metrics.observe_event(event)
+        finally:
+            await publish(event)
+
+    bus.publish = publish_and_count
+
+
+def tap_orchestrator(orchestrator: Any, metrics: Metrics) -> None:
+    """Count routing decisions and rewards where the orchestrator makes them.
+
+    `assign(request)` returns the assignment (`policy.name`, `assigned_agent`); a decision is counted
+    only when the call logged a new task (its ``task.created`` event), so idempotent replays are not.
+    `add_outcome_reward(session, row, ...)` returns ``(decision, reward)`` inside the transaction that
+    finishes the task: the reward is counted when that task's outcome event is published, after the
+    commit. `feedback(task_id, body)` returns the stored `reward`."""
+    assign = orchestrator.assign
+    add_outcome_reward = orchestrator.add_outcome_reward
+    feedback = orchestrator.feedback
+
+    async def assign_and_count(*args: Any, **kwargs: Any) -> Any:
+        intake = _Intake(started=time.perf_counter())
+        token = metrics._intake.set(intake)
+        try:
+            response = await assign(*args, **kwargs)
+        finally:
+            metrics._intake.reset(token)
+        if intake.decided_s is not None:
+            metrics.decisions.labels(response.policy.name, response.assigned_agent).inc()
+            metrics.decision_duration.labels(response.policy.name).observe(intake.decided_s)
+        return response
+
+    async def add_outcome_reward_and_count(session: Any, row: Any, *args: Any, **kwargs: Any) -> Any:
+        decision, reward = await add_outcome_reward(session, row, *args, **kwargs)
+        metrics._pending_outcome_rewards[row.id] = reward
+        return decision, reward
+
+    async def feedback_and_count(*args: Any, **kwargs: Any) -> Any:
+        response = await feedback(*args, **kwargs)
+        metrics.rewards.labels("feedback").observe(response.reward)
+        return response
+
+    orchestrator.assign = assign_and_count
+    orchestrator.add_outcome_reward = add_outcome_reward_and_count
+    orchestrator.feedback = feedback_and_count
+
+
+def tap_model_usage(recorder: Any, metrics: Metrics) -> None:
+    """Count every model call the gateway records (`recorder.record(usage)` is called once per call)."""
+    record = recorder.record
+
+    def record_and_count(usage: Any) -> None:
+        metrics.observe_usage(usage)
+        record(usage)
+
+    recorder.record = record_and_count
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------------
+
+
+class HTTPMetricsMiddleware:
+    """Counts HTTP requests by method, route template (``/tasks/{task_id}``, never the raw path) and
+    status, and observes their latency. Websocket connections are not requests and are not counted."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception escaping the app becomes a 500
+
+        async def send_and_remember(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_remember)
+        finally:
+            route = scope.get("route")  # set by the router on the scope it was given
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, template, str(status)).inc()
+            self.metrics.http_duration.labels(method, template).observe(time.perf_counter() - started)
+
+
+class PrometheusText(RootModel[str]):
+    """Metrics in the Prometheus text exposition format (``text/plain; version=…``)."""
+
+
+def metrics_router(metrics: Metrics) -> APIRouter:
+    """``GET /metrics`` in the Prometheus text format."""
+    api = APIRouter(tags=["monitoring"])
+
+    @api.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"model": PrometheusText, "description": "The metrics in the Prometheus text format."}},
+    )
+    async def prometheus_metrics() -> Response:
+        return Response(content=metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return api
