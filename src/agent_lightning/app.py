@@ -28,14 +28,7 @@ from agent_lightning.core.errors import Unavailable
 from agent_lightning.core.events import Event, InProcessBus
 from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware, install_error_handlers
 from agent_lightning.core.logging import configure_logging, get_logger
-from agent_lightning.core.metrics import (
-    HTTPMetricsMiddleware,
-    Metrics,
-    metrics_router,
-    tap_bus,
-    tap_model_usage,
-    tap_orchestrator,
-)
+from agent_lightning.core.metrics import HTTPMetricsMiddleware, Metrics, metrics_router
 from agent_lightning.core.queue import make_broker
 from agent_lightning.core.resilience import ServiceCaller
 from agent_lightning.core.tenancy import set_tenant
@@ -391,11 +384,9 @@ def create_app(
     )
     app.state.platform = platform
     metrics = Metrics()  # a registry per application
-    tap_bus(platform.bus, metrics)
-    if platform.orchestrator is not None:
-        tap_orchestrator(platform.orchestrator, metrics)
+    platform.bus.observe(metrics.observe_event)  # what this process publishes: tasks, decisions, rewards
     if platform.model_service is not None:
-        tap_model_usage(platform.model_service.usage, metrics)
+        platform.model_service.usage.listeners.append(metrics.observe_usage)
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

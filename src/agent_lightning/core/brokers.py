@@ -62,6 +62,7 @@ class BrokerBus(LocalSubscribers):
     async def publish(self, event: Event) -> None:
         if not self._started:
             raise RuntimeError(f"{type(self).__name__} is not started: await start() first.")
+        self._published(event)
         payload = event.model_dump_json().encode()
         try:
             await self._send(self._name(event.type), payload)

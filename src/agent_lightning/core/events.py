@@ -35,6 +35,7 @@ class Event(BaseModel):
 
 
 Handler = Callable[[Event], Awaitable[None]]
+Observer = Callable[[Event], None]
 
 
 class EventBus(Protocol):
@@ -51,7 +52,22 @@ class LocalSubscribers:
 
     def __init__(self, history: int = 1000) -> None:
         self._subscribers: list[tuple[str, Handler]] = []
+        self._observers: list[Observer] = []
         self._history: deque[Event] = deque(maxlen=history)
+
+    def observe(self, observer: Observer) -> None:
+        """Call `observer` with every event this process publishes, before it is delivered or sent.
+        For counting (metrics): with a shared broker every process receives every event, so what is
+        counted on receipt is counted once per process; what is counted where published, once."""
+        self._observers.append(observer)
+
+    def _published(self, event: Event) -> None:
+        """Show a published event to the observers; an observer's failure is logged only."""
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("event_observer_failed", event_type=event.type)
 
     async def _deliver(self, event: Event) -> None:
         """Record `event` and hand it to each matching subscriber; a handler's failure is logged only."""
@@ -69,7 +85,7 @@ class LocalSubscribers:
 
     def unsubscribe(self, handler: Handler) -> None:
         """Stop calling `handler` (for every pattern it was subscribed with)."""
-        self._subscribers = [(p, h) for p, h in self._subscribers if h is not handler]
+        self._subscribers = [(p, h) for p, h in self._subscribers if h != handler]  # == also matches a bound method fetched again
 
     def recent(self, limit: int = 100) -> list[Event]:
         """The newest events, oldest first."""
@@ -96,6 +112,7 @@ class InProcessBus(LocalSubscribers):
     failure never reaches the publisher. Redis and NATS implementations live in `core/brokers.py`."""
 
     async def publish(self, event: Event) -> None:
+        self._published(event)
         await self._deliver(event)
 
     async def start(self) -> None:

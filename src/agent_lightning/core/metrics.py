@@ -1,22 +1,17 @@
-"""Prometheus metrics: one registry per application, an ASGI middleware for HTTP requests, and taps that
-turn what the platform does (events, routing decisions, rewards, model calls) into counters and
-histograms.
+"""Prometheus metrics: one registry per application, an ASGI middleware for HTTP requests, and two
+observers that turn what the platform does into counters and histograms: `observe_event` (tasks,
+routing decisions and rewards, from the events the services publish) and `observe_usage` (model calls,
+from the model gateway's usage records).
 
-Each process counts what it did itself: events when it publishes them (with a shared broker bus every
-process receives every event, so counting deliveries would count each task once per process), model
-calls where the model gateway runs. Summing a counter over processes therefore gives the platform's
-total.
-
-This module sits below the services and imports none of them: the taps take the objects they wrap
-from the composition root and rely only on the attributes named in their docstrings.
+Each process counts what it did itself: events when it publishes them (`bus.observe`; with a shared
+broker bus every process receives every event, so counting deliveries would count each task once per
+process), model calls where the model gateway runs. Summing a counter over processes gives the
+platform's total. This module imports no service.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -95,8 +90,6 @@ class Metrics:
             "alp_model_request_duration_seconds", "Model gateway call latency (cache hits excluded), by provider and model.",
             ["provider", "model"], buckets=_LATENCY_BUCKETS, registry=r,
         )
-        self._intake: ContextVar[_Intake | None] = ContextVar(f"alp_metrics_intake_{id(self)}", default=None)
-        self._pending_outcome_rewards: dict[str, float] = {}
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
@@ -105,7 +98,8 @@ class Metrics:
     # -- what the platform does ---------------------------------------------------------------------------
 
     def observe_event(self, event: Event) -> None:
-        """Count an event this process publishes."""
+        """Count an event this process publishes: a new task's routing decision (``task.created``
+        carries `policy`, `agent_id`, `decision_ms`), a finished task and its outcome reward, feedback."""
         data = event.data
         outcome = TASK_OUTCOMES.get(event.type)
         if outcome is not None:
@@ -113,13 +107,14 @@ class Metrics:
             self.tasks.labels(outcome, agent).inc()
             if outcome == "succeeded" and isinstance(data.get("latency_ms"), (int, float)):
                 self.task_run.labels(agent).observe(data["latency_ms"] / 1000)
-            reward = self._pending_outcome_rewards.pop(str(data.get("task_id")), None)
-            if reward is not None:  # stored in the transaction that finished the task, now committed
-                self.rewards.labels("outcome").observe(reward)
-        elif event.type == "task.created":
-            intake = self._intake.get()
-            if intake is not None and intake.decided_s is None:
-                intake.decided_s = time.perf_counter() - intake.started
+            if isinstance(data.get("reward"), (int, float)):
+                self.rewards.labels("outcome").observe(data["reward"])
+        elif event.type == "task.created" and data.get("policy"):
+            self.decisions.labels(data["policy"], str(data.get("agent_id") or "none")).inc()
+            if isinstance(data.get("decision_ms"), (int, float)):
+                self.decision_duration.labels(data["policy"]).observe(data["decision_ms"] / 1000)
+        elif event.type == "feedback.received" and isinstance(data.get("reward"), (int, float)):
+            self.rewards.labels("feedback").observe(data["reward"])
 
     def observe_usage(self, usage: Any) -> None:
         """Count one model gateway call from its usage record (`provider`, `model`, `kind`, `status`,
@@ -133,78 +128,6 @@ class Metrics:
             self.model_tokens.labels(provider, usage.model, "completion").inc(usage.completion_tokens)
         if not usage.cached and usage.latency_ms:
             self.model_duration.labels(provider, usage.model).observe(usage.latency_ms / 1000)
-
-
-@dataclass
-class _Intake:
-    started: float
-    decided_s: float | None = None
-
-
-# -- taps: installed once by the composition root -----------------------------------------------------------
-
-
-def tap_bus(bus: Any, metrics: Metrics) -> None:
-    """Count every event `bus.publish` is given in this process, before it is sent."""
-    publish: Callable[[Event], Awaitable[None]] = bus.publish
-
-    async def publish_and_count(event: Event) -> None:
-        try:
-            metrics.observe_event(event)
-        finally:
-            await publish(event)
-
-    bus.publish = publish_and_count
-
-
-def tap_orchestrator(orchestrator: Any, metrics: Metrics) -> None:
-    """Count routing decisions and rewards where the orchestrator makes them.
-
-    `assign(request)` returns the assignment (`policy.name`, `assigned_agent`); a decision is counted
-    only when the call logged a new task (its ``task.created`` event), so idempotent replays are not.
-    `add_outcome_reward(session, row, ...)` returns ``(decision, reward)`` inside the transaction that
-    finishes the task: the reward is counted when that task's outcome event is published, after the
-    commit. `feedback(task_id, body)` returns the stored `reward`."""
-    assign = orchestrator.assign
-    add_outcome_reward = orchestrator.add_outcome_reward
-    feedback = orchestrator.feedback
-
-    async def assign_and_count(*args: Any, **kwargs: Any) -> Any:
-        intake = _Intake(started=time.perf_counter())
-        token = metrics._intake.set(intake)
-        try:
-            response = await assign(*args, **kwargs)
-        finally:
-            metrics._intake.reset(token)
-        if intake.decided_s is not None:
-            metrics.decisions.labels(response.policy.name, response.assigned_agent).inc()
-            metrics.decision_duration.labels(response.policy.name).observe(intake.decided_s)
-        return response
-
-    async def add_outcome_reward_and_count(session: Any, row: Any, *args: Any, **kwargs: Any) -> Any:
-        decision, reward = await add_outcome_reward(session, row, *args, **kwargs)
-        metrics._pending_outcome_rewards[row.id] = reward
-        return decision, reward
-
-    async def feedback_and_count(*args: Any, **kwargs: Any) -> Any:
-        response = await feedback(*args, **kwargs)
-        metrics.rewards.labels("feedback").observe(response.reward)
-        return response
-
-    orchestrator.assign = assign_and_count
-    orchestrator.add_outcome_reward = add_outcome_reward_and_count
-    orchestrator.feedback = feedback_and_count
-
-
-def tap_model_usage(recorder: Any, metrics: Metrics) -> None:
-    """Count every model call the gateway records (`recorder.record(usage)` is called once per call)."""
-    record = recorder.record
-
-    def record_and_count(usage: Any) -> None:
-        metrics.observe_usage(usage)
-        record(usage)
-
-    recorder.record = record_and_count
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------------

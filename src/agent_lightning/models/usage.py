@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +91,12 @@ class UsageRecorder:
         self._pending: list[dict[str, Any]] = []
         self._flusher: asyncio.Task | None = None
         self._flush_lock = asyncio.Lock()
+        self.listeners: list[Callable[[Usage], None]] = []  # e.g. the Prometheus metrics
 
     def record(self, usage: Usage) -> None:
-        """Count the request now; its row is written with the next batch."""
+        """Count the request now (and tell the listeners); its row is written with the next batch."""
+        for listener in self.listeners:
+            listener(usage)
         stats = self._stats.setdefault(usage.model, _Stats())
         stats.requests += 1
         if usage.status != "ok":

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -205,6 +206,7 @@ class OrchestratorService:
             replay = await self._idempotent_replay(request.idempotency_key, request_hash)
             if replay is not None:
                 return replay
+        started = time.perf_counter()
         task_id = request.task_id or new_id()
         policy = await self.active_policy()
         embedding = await self._embedding(policy, request.description)
@@ -274,7 +276,10 @@ class OrchestratorService:
                 if replay is not None:
                     return replay
             raise Conflict(f"A task with id '{task_id}' already exists.", code="task_exists") from exc
-        await self._publish("task.created", task_id, priority=request.priority)
+        decision_ms = round((time.perf_counter() - started) * 1000, 3)  # intake to the stored decision
+        await self._publish(
+            "task.created", task_id, priority=request.priority, agent_id=agent.id, policy=policy_name, decision_ms=decision_ms
+        )
         if status == "assigned":
             await self._publish("task.assigned", task_id, agent_id=agent.id, confidence=choice.confidence)
             await self._dispatch(task_id)
@@ -422,7 +427,7 @@ class OrchestratorService:
                 )
             )
             agent_id = row.agent_id
-        await self._publish("feedback.received", task_id, agent_id=agent_id, score=body.score)
+        await self._publish("feedback.received", task_id, agent_id=agent_id, score=body.score, reward=reward)
         await self.learn(decision, agent_id, reward)
         return FeedbackResponse(
             task_id=task_id,

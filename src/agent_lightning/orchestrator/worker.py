@@ -120,7 +120,7 @@ class TaskWorker:
             if done.rowcount != 1:
                 return  # cancelled meanwhile: the answer is kept on the attempt only
             decision, reward = await self.orchestrator.add_outcome_reward(session, row, success=True, latency_s=seconds)
-        await self._publish("task.succeeded", row, agent_id=row.agent_id, latency_ms=round(seconds * 1000, 1))
+        await self._publish("task.succeeded", row, agent_id=row.agent_id, latency_ms=round(seconds * 1000, 1), reward=reward)
         tokens = result.prompt_tokens + result.completion_tokens
         cost = outcome_cost(latency_s=seconds, latency_target_s=self.settings.latency_target_s, tokens=tokens)
         await self.orchestrator.learn(decision, row.agent_id, reward, cost=cost)
@@ -157,7 +157,7 @@ class TaskWorker:
             if self.enqueue is not None:
                 await self.enqueue(row.id)
             return
-        await self._publish("task.failed", row, agent_id=row.agent_id, error=str(failure))
+        await self._publish("task.failed", row, agent_id=row.agent_id, error=str(failure), reward=reward)
         if reward is not None:
             cost = outcome_cost(latency_s=seconds, latency_target_s=self.settings.latency_target_s)
             await self.orchestrator.learn(decision, row.agent_id, reward, cost=cost)
