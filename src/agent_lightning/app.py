@@ -29,7 +29,7 @@ from agent_lightning.core.events import Event, InProcessBus
 from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware, install_error_handlers
 from agent_lightning.core.logging import configure_logging, get_logger
 from agent_lightning.core.metrics import HTTPMetricsMiddleware, Metrics, metrics_router
-from agent_lightning.core.queue import make_broker
+from agent_lightning.core.queue import JobQueue
 from agent_lightning.core.resilience import ServiceCaller
 from agent_lightning.core.tenancy import set_tenant
 from agent_lightning.execution import api as execution_api
@@ -69,7 +69,7 @@ class Platform:
     services: frozenset[str]
     db: Database
     bus: InProcessBus | BrokerBus
-    broker: Any
+    queue: JobQueue
     models: ModelGateway
     agents: AgentRegistry | None
     model_service: ModelService | None = None
@@ -99,17 +99,19 @@ class Platform:
             created = await self.agent_service.seed(DEFAULT_FLEET)
             if created:
                 log.info("fleet_seeded", agents=created)
-        await self.broker.startup()
+        await self.queue.start()
         self.queue_running = True
         if self.orchestrator is not None:
             await self.orchestrator.load_policy()
-            sole_worker = self.services == frozenset(SERVICES)
+            # With a shared queue other replicas may be running tasks: only an expired lease orphans one.
+            sole_worker = self.services == frozenset(SERVICES) and not self.queue.distributed
             for task_id in await self.orchestrator.recoverable(sole_worker=sole_worker):
                 await self.orchestrator.dispatch(task_id)
             self.background.add(asyncio.create_task(self._sweep_expired_leases()))
         if self.execution is not None:
             for execution_id in await self.execution.requeue_unfinished():
                 await self.execution.enqueue(execution_id)
+        self.queue.consume()  # with a real broker, this process takes its services' jobs from here on
 
     async def _sweep_expired_leases(self) -> None:
         """Requeue running tasks whose lease ran out: their worker (another replica) died."""
@@ -123,12 +125,14 @@ class Platform:
                 log.exception("lease_sweep_failed")
 
     async def stop(self) -> None:
-        """Stop jobs in flight (their tasks stay `running` and are requeued at the next start)."""
+        """Stop jobs in flight (their tasks stay `running` and are requeued at the next start, or by
+        another replica once their lease runs out)."""
         self.queue_running = False
+        self.queue.stop_accepting()  # deliveries not yet acknowledged go to another process
         for job in [*self.jobs, *self.background]:
             job.cancel()
         await asyncio.gather(*self.jobs, *self.background, return_exceptions=True)
-        await self.broker.shutdown()
+        await self.queue.stop()
         await self.bus.close()
         if self.knowledge_service is not None:
             await self.knowledge_service.stop()
@@ -146,7 +150,8 @@ class Platform:
             checks["database"] = {"ok": True, "detail": self.db.engine.dialect.name}
         except Exception as exc:
             checks["database"] = {"ok": False, "detail": type(exc).__name__}
-        checks["queue"] = {"ok": self.queue_running, "detail": type(self.broker).__name__}
+        queue_ok, queue_detail = await self.queue.ready()
+        checks["queue"] = {"ok": self.queue_running and queue_ok, "detail": queue_detail}
         bus_ok, bus_detail = await self.bus.ready()
         checks["bus"] = {"ok": bus_ok, "detail": bus_detail}
         health = await self.models.ready()
@@ -175,25 +180,12 @@ def _caller(settings: Settings, name: str, urls: Iterable[str]) -> ServiceCaller
 
 
 def _queue(
-    broker: Any, name: str, handler: Callable[[str], Awaitable[None]], jobs: set[asyncio.Task]
+    queue: JobQueue, name: str, handler: Callable[[str], Awaitable[None]], jobs: set[asyncio.Task]
 ) -> Callable[[str], Awaitable[None]]:
-    """Register `handler` as the taskiq task `name`; return the function that enqueues one job.
-    Jobs running in this process are tracked in `jobs` so that shutdown can stop them."""
-
-    async def job(record_id: str) -> None:
-        current = asyncio.current_task()
-        jobs.add(current)
-        try:
-            await handler(record_id)
-        finally:
-            jobs.discard(current)
-
-    task = broker.register_task(job, task_name=name)
-
-    async def enqueue(record_id: str) -> None:
-        await task.kiq(record_id)
-
-    return enqueue
+    """Register `handler` as the job `name` (its own stream on a real broker, consumed by every process
+    that registers it); return the function that enqueues one job. Jobs running in this process are
+    tracked in `jobs` so that shutdown can stop them."""
+    return queue.register(name, handler, jobs)
 
 
 def build_platform(
@@ -212,7 +204,7 @@ def build_platform(
         raise ValueError(f"Unknown services: {sorted(unknown)}")
     db = Database(settings.resolved_database_url())
     bus = make_bus(settings.event_bus_url, prefix=settings.event_bus_prefix)
-    broker = make_broker(settings)
+    queue = JobQueue(settings)
     callers: list[ServiceCaller] = []
 
     def remote(name: str, url: str | None) -> ServiceCaller:
@@ -261,7 +253,7 @@ def build_platform(
         services=local,
         db=db,
         bus=bus,
-        broker=broker,
+        queue=queue,
         models=models,
         agents=agents,
         model_service=model_svc,
@@ -288,7 +280,7 @@ def build_platform(
         platform.execution = ExecutionService(
             settings=settings, db=db, agents=agents, models=models, router=router, knowledge=knowledge, memory=memory
         )
-        platform.execution.enqueue = _queue(broker, "execution.run", platform.execution.run_queued, platform.jobs)
+        platform.execution.enqueue = _queue(queue, "execution.run", platform.execution.run_queued, platform.jobs)
 
     if platform.orchestrator is not None:
         if platform.execution is not None:
@@ -300,7 +292,7 @@ def build_platform(
             callers.append(caller)
             executor = ExecutionClient(caller)
         platform.worker = TaskWorker(platform.orchestrator, executor, bus)
-        enqueue_task = _queue(broker, "orchestrator.run_task", platform.worker.run, platform.jobs)
+        enqueue_task = _queue(queue, "orchestrator.run_task", platform.worker.run, platform.jobs)
         platform.orchestrator.dispatch = enqueue_task
         platform.worker.enqueue = enqueue_task
         if knowledge is not None:

@@ -138,6 +138,14 @@ class Settings(BaseSettings):
         default="alp.events", description="Channel/subject prefix on the broker (separates deployments)."
     )
 
+    # Work queue: the jobs every process consumes (see README "Two shapes, one codebase").
+    queue_url: str = Field(
+        default="", description="Empty: in-memory; nats://host:4222 (JetStream) or redis://host:6379/0 (Streams)."
+    )
+    queue_prefix: str = Field(
+        default="alp.jobs", description="Stream/subject prefix of the jobs on the broker (separates deployments)."
+    )
+
     # Split mode: where the other services are. Empty means in-process.
     execution_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     models_url: str | None = None
