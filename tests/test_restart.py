@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from support import running_app, wait_for_status
+
+from agent_lightning.core.db import utcnow
+from agent_lightning.execution.tables import ExecutionRow
 
 
 @pytest.mark.parametrize("policy", ["seed-q", "linucb", "thompson"])
@@ -58,3 +63,24 @@ async def test_an_orphan_that_used_its_last_attempt_fails_instead(settings, prov
         task = (await client.get(f"/tasks/{task_id}")).json()
     assert task["status"] == "failed" and task["error"].startswith("abandoned")
     assert [a["status"] for a in task["attempts"]] == ["failed"]
+
+
+async def test_with_replicas_only_executions_that_overran_their_timeout_are_orphans(settings, provider):
+    async with running_app(settings, provider) as client:
+        platform = client.app.state.platform
+        now = utcnow()
+        # Running in another replica for a minute (timeout 120 s), dead for an hour, and one still queued.
+        rows = {
+            "alive": ExecutionRow(id="alive", task_id="t1", status="running", request={"task": "x", "timeout": 120},
+                                  started_at=now - timedelta(seconds=60)),
+            "dead": ExecutionRow(id="dead", task_id="t2", status="running", request={"task": "x"},
+                                 started_at=now - timedelta(seconds=settings.task_timeout_s + settings.lease_s + 60)),
+            "waiting": ExecutionRow(id="waiting", task_id="t3", status="queued", request={"task": "x"}),
+        }
+        async with platform.db.session() as session:
+            session.add_all(rows.values())
+        execution = platform.execution
+        assert await execution.requeue_unfinished(sole_worker=False, include_waiting=False) == ["dead"]
+        assert sorted(await execution.requeue_unfinished(sole_worker=False)) == ["dead", "waiting"]
+        # A sole worker (one process, its own queue) knows at start-up that nothing else is running.
+        assert sorted(await execution.requeue_unfinished(sole_worker=True)) == ["alive", "dead", "waiting"]

@@ -103,26 +103,34 @@ class Platform:
         self.queue_running = True
         if self.orchestrator is not None:
             await self.orchestrator.load_policy()
-            # With a shared queue other replicas may be running tasks: only an expired lease orphans one.
-            sole_worker = self.services == frozenset(SERVICES) and not self.queue.distributed
+        # With a shared queue, or other processes running the same service, work may be running elsewhere:
+        # only an expired lease (a task) or an overrun timeout (an execution) orphans it.
+        sole_worker = self.services == frozenset(SERVICES) and not self.queue.distributed
+        if self.orchestrator is not None:
             for task_id in await self.orchestrator.recoverable(sole_worker=sole_worker):
                 await self.orchestrator.dispatch(task_id)
-            self.background.add(asyncio.create_task(self._sweep_expired_leases()))
         if self.execution is not None:
-            for execution_id in await self.execution.requeue_unfinished():
+            for execution_id in await self.execution.requeue_unfinished(sole_worker=sole_worker):
                 await self.execution.enqueue(execution_id)
+        if self.orchestrator is not None or self.execution is not None:
+            self.background.add(asyncio.create_task(self._sweep_orphans()))
         self.queue.consume()  # with a real broker, this process takes its services' jobs from here on
 
-    async def _sweep_expired_leases(self) -> None:
-        """Requeue running tasks whose lease ran out: their worker (another replica) died."""
+    async def _sweep_orphans(self) -> None:
+        """Requeue running work whose process (another replica) died: tasks whose lease ran out,
+        executions that overran their timeout."""
         interval = max(1.0, self.settings.lease_s / 4)
         while True:
             await asyncio.sleep(interval)
             try:
-                for task_id in await self.orchestrator.recoverable(sole_worker=False, include_waiting=False):
-                    await self.orchestrator.dispatch(task_id)
+                if self.orchestrator is not None:
+                    for task_id in await self.orchestrator.recoverable(sole_worker=False, include_waiting=False):
+                        await self.orchestrator.dispatch(task_id)
+                if self.execution is not None:
+                    for execution_id in await self.execution.requeue_unfinished(sole_worker=False, include_waiting=False):
+                        await self.execution.enqueue(execution_id)
             except Exception:
-                log.exception("lease_sweep_failed")
+                log.exception("orphan_sweep_failed")
 
     async def stop(self) -> None:
         """Stop jobs in flight (their tasks stay `running` and are requeued at the next start, or by

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -148,13 +149,23 @@ class ExecutionService:
             finished_at=row.finished_at,
         )
 
-    async def requeue_unfinished(self) -> list[str]:
-        """Executions queued or left running by a process that died; they are queued again."""
+    async def requeue_unfinished(self, *, sole_worker: bool = True, include_waiting: bool = True) -> list[str]:
+        """Executions to queue (again): queued ones (unless `include_waiting` is false), and running ones
+        whose process died. A sole worker (one process, its own queue) knows at start-up that every running
+        execution is orphaned; with replicas one is orphaned once it has run longer than its timeout plus
+        `lease_s`, since a live process would have finished or failed it by then."""
+        now = utcnow()
+        statuses = ("queued", "running") if include_waiting else ("running",)
+        ids = []
         async with self.db.session() as session:
-            rows = list(await session.scalars(select(ExecutionRow).where(ExecutionRow.status.in_(("queued", "running")))))
-            for row in rows:
+            for row in await session.scalars(select(ExecutionRow).where(ExecutionRow.status.in_(statuses))):
+                if row.status == "running" and not sole_worker:
+                    allowed = (row.request or {}).get("timeout") or self.settings.task_timeout_s
+                    if row.started_at and now - row.started_at < timedelta(seconds=allowed + self.settings.lease_s):
+                        continue
                 row.status = "queued"
-        return [row.id for row in rows]
+                ids.append(row.id)
+        return ids
 
     async def ready(self) -> bool:
         return (await self.models.ready()).ok
