@@ -30,6 +30,7 @@ from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware,
 from agent_lightning.core.logging import configure_logging, get_logger
 from agent_lightning.core.metrics import HTTPMetricsMiddleware, Metrics, metrics_router
 from agent_lightning.core.queue import JobQueue
+from agent_lightning.core.ratelimit import RateLimiter, RateLimitMiddleware
 from agent_lightning.core.resilience import ServiceCaller
 from agent_lightning.core.tenancy import set_tenant
 from agent_lightning.execution import api as execution_api
@@ -363,6 +364,8 @@ def create_app(
     configure_logging(settings.log_level, settings.log_json)
     platform = build_platform(settings, services, model_service=model_service)
     platform.migrate = migrate
+    limiter = RateLimiter(limit=settings.rate_limit, write_limit=settings.rate_limit_write,
+                          storage_url=settings.rate_limit_storage_url, prefix=settings.rate_limit_prefix)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -371,6 +374,7 @@ def create_app(
             yield
         finally:
             await platform.stop()
+            await limiter.aclose()
 
     app = FastAPI(
         title="Agent Lightning",
@@ -389,6 +393,8 @@ def create_app(
         platform.model_service.usage.listeners.append(metrics.observe_usage)
     app.state.metrics = metrics
     install_error_handlers(app)
+    # The last added runs first: metrics → correlation id and body size → rate limit → routing, validation.
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.include_router(metrics_router(metrics))

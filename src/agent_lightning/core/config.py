@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(default=True, description="Apply migrations when a server starts.")
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with a larger body get a 413.")
 
+    # Rate limiting per client: API key or address (see README "Rate limiting").
+    rate_limit: str = Field(default="600/minute", description='Every request, e.g. "120/minute"; empty or "0": off.')
+    rate_limit_write: str = Field(
+        default="120/minute", description="POST/PUT/PATCH/DELETE, a budget of their own; empty: counted in rate_limit."
+    )
+    rate_limit_storage_url: str = Field(
+        default="", description="Empty: this process's memory; redis://host:6379/0 to share counters between processes."
+    )
+    rate_limit_prefix: str = Field(default="alp.ratelimit", description="Key prefix in Redis (separates deployments).")
+
     # Routing (see README "Learning router").
     policy: str = Field(default="linucb", description="seed-q, capability, thompson or linucb.")
     policy_params: dict[str, Any] = Field(default_factory=dict, description='JSON, e.g. {"alpha": 0.2}.')
