@@ -10,6 +10,7 @@ from support import running_app, wait_for_status
 
 from agent_lightning.core.db import utcnow
 from agent_lightning.execution.tables import ExecutionRow
+from agent_lightning.orchestrator.tables import TaskRow
 
 
 @pytest.mark.parametrize("policy", ["seed-q", "linucb", "thompson"])
@@ -84,3 +85,41 @@ async def test_with_replicas_only_executions_that_overran_their_timeout_are_orph
         assert sorted(await execution.requeue_unfinished(sole_worker=False)) == ["dead", "waiting"]
         # A sole worker (one process, its own queue) knows at start-up that nothing else is running.
         assert sorted(await execution.requeue_unfinished(sole_worker=True)) == ["alive", "dead", "waiting"]
+
+
+async def test_a_task_the_queue_could_not_take_is_assigned_and_queued_again_after_a_lease(settings, provider):
+    async with running_app(settings, provider) as client:
+        orchestrator = client.app.state.platform.orchestrator
+        dispatch = orchestrator.dispatch
+
+        async def broker_down(task_id: str) -> None:
+            raise ConnectionError("broker unreachable")
+
+        orchestrator.dispatch = broker_down
+        assigned = await client.post("/assign-task", json={"description": "Deploy the API with docker", "force_execute": True})
+        assert assigned.status_code == 200 and assigned.json()["status"] == "assigned"
+        task_id = assigned.json()["task_id"]
+        assert await orchestrator.recoverable(sole_worker=False, include_waiting=False) == [], "not before a lease"
+        async with client.app.state.platform.db.session() as session:
+            row = await session.get(TaskRow, task_id)
+            row.updated_at = utcnow() - timedelta(seconds=settings.lease_s + 1)
+        assert await orchestrator.recoverable(sole_worker=False, include_waiting=False) == [task_id]
+        assert await orchestrator.recoverable(sole_worker=False, include_waiting=False) == [], "once per lease"
+        orchestrator.dispatch = dispatch
+        await dispatch(task_id)  # what the sweep does with it
+        assert (await wait_for_status(client, task_id))["status"] == "succeeded"
+
+
+async def test_an_execution_the_queue_could_not_take_fails_at_once_with_503(settings, provider):
+    async with running_app(settings, provider) as client:
+        execution = client.app.state.platform.execution
+
+        async def broker_down(execution_id: str) -> None:
+            raise ConnectionError("broker unreachable")
+
+        execution.enqueue = broker_down
+        body = {"task": "Explain CAP", "agent_id": "general_assistant", "async": True, "task_id": "queue-down"}
+        refused = await client.post("/api/v2/agents/execute", json=body)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "queue_unavailable"
+        status = (await client.get("/api/v1/tasks/queue-down")).json()
+        assert status["status"] == "failed" and status["error"].startswith("queue_unavailable")

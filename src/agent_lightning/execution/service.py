@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from agent_lightning.agents.schemas import Agent, AgentRegistry
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, new_id, utcnow
-from agent_lightning.core.errors import AppError, Conflict, NotFound, UpstreamError
+from agent_lightning.core.errors import AppError, Conflict, NotFound, Unavailable, UpstreamError
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.tenancy import current_tenant, set_tenant
 from agent_lightning.execution.schemas import (
@@ -92,7 +92,12 @@ class ExecutionService:
         """Queue the task and return at once; poll `GET /api/v1/tasks/{task_id}` for the outcome."""
         row = await self._record(request, status="queued")
         if self.enqueue is not None:
-            await self.enqueue(row.id)
+            try:
+                await self.enqueue(row.id)
+            except Exception as exc:  # the broker is down: say so, and leave nothing waiting for ever
+                log.warning("enqueue_failed", execution_id=row.id, error=repr(exc))
+                await self._finish(row.id, status="failed", error="queue_unavailable: the work queue could not take it")
+                raise Unavailable("The work queue is unavailable; try again shortly.", code="queue_unavailable") from exc
         return ExecuteAccepted(task_id=row.task_id, status_url=f"/api/v1/tasks/{row.task_id}")
 
     async def run_queued(self, execution_id: str) -> None:

@@ -710,8 +710,14 @@ class OrchestratorService:
     # -- helpers ---------------------------------------------------------------------------------------
 
     async def _dispatch(self, task_id: str) -> None:
-        if self.dispatch is not None:
+        """Queue the task; if the queue cannot take it now, it stays waiting and the orphan sweep queues it
+        again once it has waited `lease_s` (the row is the source of truth, so the intake still succeeds)."""
+        if self.dispatch is None:
+            return
+        try:
             await self.dispatch(task_id)
+        except Exception as exc:
+            log.warning("dispatch_failed", task_id=task_id, error=repr(exc))
 
     async def _publish(self, event_type: str, task_id: str, **data: Any) -> None:
         await self.bus.publish(
@@ -812,26 +818,31 @@ class OrchestratorService:
             return await session.get(TaskRow, task_id)
 
     async def recoverable(self, *, sole_worker: bool, include_waiting: bool = True) -> list[str]:
-        """Tasks to (re)queue: waiting ones (unless `include_waiting` is false), and running ones whose
-        worker died. A sole worker (one process) knows every running task is orphaned at start-up;
+        """Tasks to (re)queue: waiting ones (without `include_waiting`, only those that have waited
+        `lease_s` since their last change or queueing: their message may have been lost), and running ones
+        whose worker died. A sole worker (one process) knows every running task is orphaned at start-up;
         otherwise a running task is orphaned when its lease has run out. An orphan that has used all its
-        attempts fails instead."""
+        attempts fails instead. A second message for a task is harmless: only one claim can win."""
         now = utcnow()
-        statuses = ("assigned", "queued", "running") if include_waiting else ("running",)
+        stale = now - timedelta(seconds=self.settings.lease_s)
         async with self.db.session() as session:
-            rows = await session.scalars(select(TaskRow).where(TaskRow.status.in_(statuses)))
+            rows = await session.scalars(select(TaskRow).where(TaskRow.status.in_(("assigned", "queued", "running"))))
             ids, orphaned = [], []
             for row in rows:
-                if row.status == "running":
-                    if not sole_worker and row.lease_until and row.lease_until > now:
-                        continue
-                    orphaned.append(row.id)
-                    row.lease_until = None
-                    if row.attempts_count >= row.max_attempts:
-                        row.status, row.finished_at = "failed", now
-                        row.error = f"abandoned: the worker stopped during attempt {row.attempts_count} of {row.max_attempts}"
-                        continue
-                    row.status = "queued"
+                if row.status != "running":
+                    if include_waiting or row.updated_at < stale:
+                        row.updated_at = now  # queued again now: not again before another `lease_s`
+                        ids.append(row.id)
+                    continue
+                if not sole_worker and row.lease_until and row.lease_until > now:
+                    continue
+                orphaned.append(row.id)
+                row.lease_until = None
+                if row.attempts_count >= row.max_attempts:
+                    row.status, row.finished_at = "failed", now
+                    row.error = f"abandoned: the worker stopped during attempt {row.attempts_count} of {row.max_attempts}"
+                    continue
+                row.status = "queued"
                 ids.append(row.id)
             if orphaned:
                 await session.execute(
