@@ -122,7 +122,10 @@ def _run_split(settings: Settings, host: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM as on Ctrl-C
     for name, port in SERVICE_PORTS.items():
         cmd = [sys.executable, "-m", "agent_lightning.cli", "serve", name, "--port", str(port), "--host", host]
-        children.append(subprocess.Popen(cmd, env=env))
+        # Clients come in through the orchestrator, which rate-limits them; the other services mostly serve
+        # the orchestrator and each other, whose calls must not be throttled as if they were one client.
+        child_env = env if name == "orchestrator" else {**env, "ALP_RATE_LIMIT": "0"}
+        children.append(subprocess.Popen(cmd, env=child_env))
         console.print(f"[green]{name}[/] on {urls[name]}")
     try:
         while all(child.poll() is None for child in children):
