@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 from agent_lightning.app import create_app
 from agent_lightning.core.config import Settings
@@ -33,6 +34,29 @@ async def running_app(settings: Settings, provider: ScriptedProvider | None = No
             client.app = app
             yield client
 
+
+
+@asynccontextmanager
+async def served(settings, provider=None):
+    """The one-process platform under uvicorn: an HTTP client on its port, and its ws:// base URL."""
+    models, _ = scripted_models(settings, provider)
+    app = create_app(settings, model_service=models)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.02)
+        assert server.started, "uvicorn did not start"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            client.app = app
+            client.ws = f"ws://127.0.0.1:{port}/ws/events"
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 15)
 
 
 async def wait_for_status(

@@ -5,46 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from agent_lightning.app import create_app
 from agent_lightning.core.events import Event, InProcessBus
 from agent_lightning.realtime.service import DROPPED, EventStream
 
-from scripted import scripted_models
-from support import free_port, wait_for_status
+from support import served, wait_for_status
 
 WEB_TASK = "Build a responsive landing page with HTML, CSS and a JavaScript contact form"
 LIFECYCLE = ["task.created", "task.assigned", "task.started", "task.succeeded"]
-
-
-@asynccontextmanager
-async def served(settings, provider=None):
-    """The one-process platform under uvicorn: an HTTP client on its port, and its ws:// base URL."""
-    models, _ = scripted_models(settings, provider)
-    app = create_app(settings, model_service=models)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):
-            if server.started or serving.done():
-                break
-            await asyncio.sleep(0.02)
-        assert server.started, "uvicorn did not start"
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            client.app = app
-            client.ws = f"ws://127.0.0.1:{port}/ws/events"
-            yield client
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 15)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from agent_lightning import __version__
@@ -21,6 +21,9 @@ from agent_lightning.agents.client import AgentsClient
 from agent_lightning.agents.fleet import DEFAULT_FLEET
 from agent_lightning.agents.schemas import AgentRegistry
 from agent_lightning.agents.service import AgentService
+from agent_lightning.auth import api as auth_api
+from agent_lightning.auth.service import AuthService
+from agent_lightning.core.auth import AUTH_RESPONSES, by_method, install_auth_errors, service_credentials
 from agent_lightning.core.brokers import BrokerBus, make_bus
 from agent_lightning.core.config import Settings, get_settings
 from agent_lightning.core.db import Database
@@ -58,7 +61,7 @@ from agent_lightning.realtime import api as realtime_api
 
 log = get_logger(__name__)
 
-SERVICES = ("orchestrator", "execution", "models", "knowledge", "memory")
+SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory")
 """Services that can run in their own process. The agent registry is served with execution."""
 
 
@@ -185,6 +188,8 @@ def _caller(settings: Settings, name: str, urls: Iterable[str]) -> ServiceCaller
         backoff_s=settings.retry_backoff_s,
         breaker_failures=settings.breaker_failures,
         breaker_reset_s=settings.breaker_reset_s,
+        credentials=service_credentials(settings.auth_secret.get_secret_value(), name)
+        if settings.auth_enabled and settings.auth_secret else None,
     )
 
 
@@ -362,6 +367,8 @@ def create_app(
     """The FastAPI application serving `services` (all of them by default, on one port)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    if settings.auth_enabled:
+        AuthService.check_settings(settings)  # before anything starts
     platform = build_platform(settings, services, model_service=model_service)
     platform.migrate = migrate
     limiter = RateLimiter(limit=settings.rate_limit, write_limit=settings.rate_limit_write,
@@ -393,26 +400,41 @@ def create_app(
         platform.model_service.usage.listeners.append(metrics.observe_usage)
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_auth_errors(app)
     # The last added runs first: metrics → correlation id and body size → rate limit → routing, validation.
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
-    app.include_router(metrics_router(metrics))
-    app.include_router(realtime_api.router(platform.bus))
+    # Authentication (opt-in, README "Authentication and roles"): with it on, every router but health and the
+    # docs needs a role (viewer to read, operator to write, admin where a route asks); with it off everyone is an
+    # anonymous admin of the default tenant.
+    if settings.auth_enabled:
+        app.state.auth = AuthService(platform.db, settings)  # every process checks credentials
+        if "auth" in platform.services:
+            app.include_router(auth_api.router(app.state.auth))  # logins, users and keys
+
+    def include(router, write: str = "operator") -> None:
+        if settings.auth_enabled:
+            app.include_router(router, dependencies=[Depends(by_method(write))], responses=AUTH_RESPONSES)
+        else:
+            app.include_router(router)
+
+    include(metrics_router(metrics))
+    app.include_router(realtime_api.router(platform.bus))  # authenticates its own handshake
 
     if platform.orchestrator is not None:
-        app.include_router(orchestrator_api.router(platform.orchestrator))
+        include(orchestrator_api.router(platform.orchestrator))
     if platform.execution is not None:
-        app.include_router(execution_api.router(platform.execution))
-        app.include_router(agents_api.router(platform.agent_service))
+        include(execution_api.router(platform.execution))
+        include(agents_api.router(platform.agent_service), write="admin")  # the fleet is the admins'
     if platform.knowledge_service is not None:
-        app.include_router(knowledge_api.router(platform.knowledge_service))
+        include(knowledge_api.router(platform.knowledge_service))
     if platform.memory_service is not None:
-        app.include_router(memory_api.router(platform.memory_service))
+        include(memory_api.router(platform.memory_service))
     if "models" in platform.services and platform.model_service is not None:
         from agent_lightning.models import api as models_api
 
-        app.include_router(models_api.router(platform.model_service))
+        include(models_api.router(platform.model_service))
 
     @app.get("/health", response_model=Liveness, tags=["health"], summary="Liveness")
     async def health() -> Liveness:

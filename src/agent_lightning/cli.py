@@ -1,7 +1,8 @@
 """`alp`: run the platform and talk to it.
 
-`alp up` / `alp serve` start servers; the other commands are HTTP clients of a running server
-(`--url`, or ALP_URL, default http://127.0.0.1:8000).
+`alp up` / `alp serve` start servers; `alp db upgrade` and `alp users create` work on the database; the other
+commands are HTTP clients of a running server (`--url`, or ALP_URL, default http://127.0.0.1:8000), sending
+ALP_API_KEY as `X-API-Key` when it is set.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(bench_app, name="bench")
 knowledge_app = typer.Typer(help="The knowledge base: add documents, search, stats.", no_args_is_help=True)
 app.add_typer(knowledge_app, name="knowledge")
+users_app = typer.Typer(help="Accounts for authentication (ALP_AUTH_ENABLED).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)
@@ -121,10 +124,12 @@ def _run_split(settings: Settings, host: str) -> None:
     children = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM as on Ctrl-C
     for name, port in SERVICE_PORTS.items():
+        if name == "auth" and not settings.auth_enabled:
+            continue  # nothing to serve: there are no logins
         cmd = [sys.executable, "-m", "agent_lightning.cli", "serve", name, "--port", str(port), "--host", host]
-        # Clients come in through the orchestrator, which rate-limits them; the other services mostly serve
-        # the orchestrator and each other, whose calls must not be throttled as if they were one client.
-        child_env = env if name == "orchestrator" else {**env, "ALP_RATE_LIMIT": "0"}
+        # Clients come in through the orchestrator (and log in at auth), which rate-limit them; the other
+        # services mostly serve the orchestrator and each other, whose calls must not be throttled as one client.
+        child_env = env if name in ("orchestrator", "auth") else {**env, "ALP_RATE_LIMIT": "0"}
         children.append(subprocess.Popen(cmd, env=child_env))
         console.print(f"[green]{name}[/] on {urls[name]}")
     try:
@@ -159,6 +164,51 @@ def db_upgrade() -> None:
     console.print("[green]Database is up to date.[/]")
 
 
+async def _create_user(settings: Settings, username: str, password: str, role: str, tenant: str):
+    from agent_lightning.auth.service import AuthService
+    from agent_lightning.core.db import Database
+    from agent_lightning.core.tenancy import set_tenant
+
+    db = Database(settings.resolved_database_url())
+    try:
+        await db.upgrade()
+        set_tenant(tenant)
+        return await AuthService(db, settings).create_user(username, password, role)
+    finally:
+        await db.close()
+
+
+@users_app.command("create")
+def users_create(
+    username: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option("admin", "--role", help="admin, operator or viewer."),
+    tenant: str = typer.Option(None, "--tenant", help="Tenant of the account (default ALP_TENANT_ID)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Create an account in the configured database (the first admin, typically)."""
+    from pydantic import ValidationError
+
+    from agent_lightning.auth.schemas import UserCreate
+    from agent_lightning.core.errors import AppError
+
+    settings = get_settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        body = UserCreate(username=username, password=password, role=role)
+        user = asyncio.run(_create_user(settings, body.username, body.password, body.role, tenant or settings.tenant_id))
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        err.print(f"[red]{problems}[/]")
+        raise typer.Exit(2) from exc
+    except AppError as exc:
+        err.print(f"[red]{exc.code}: {exc.message}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]Created {user.role} {user.username!r} in tenant {user.tenant_id!r}[/] (id {user.id}).")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""
@@ -178,7 +228,9 @@ def _table(*columns: str) -> Table:
 
 def _call(url: str, method: str, path: str, **kwargs: Any) -> Any:
     try:
-        response = httpx.request(method, url.rstrip("/") + path, timeout=60, **kwargs)
+        api_key = os.environ.get("ALP_API_KEY")
+        headers = {"X-API-Key": api_key} if api_key else None
+        response = httpx.request(method, url.rstrip("/") + path, timeout=60, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         err.print(f"[red]Cannot reach {url}: {exc}. Is `alp up` running?[/]")
         raise typer.Exit(1) from exc

@@ -11,13 +11,15 @@ from typing import Annotated, Any
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICE_PORTS: dict[str, int] = {
+    "auth": 8001,
     "orchestrator": 8025,
     "execution": 8002,
     "models": 8005,
     "knowledge": 8006,
     "memory": 8012,
 }
-"""Split-mode default port of each service (see DESIGN.md). The agent registry is served with execution."""
+"""Split-mode default port of each service (see DESIGN.md). The agent registry is served with execution;
+auth serves logins and accounts (every process checks credentials itself, against the shared database)."""
 
 
 class Settings(BaseSettings):
@@ -33,9 +35,16 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "INFO"
     log_json: bool = True
-    tenant_id: str = Field(default="default", description="Tenant of every record until auth lands.")
+    tenant_id: str = Field(default="default", description="The tenant of a login that names none (with auth).")
     migrate_on_start: bool = Field(default=True, description="Apply migrations when a server starts.")
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with a larger body get a 413.")
+
+    # Authentication and roles (see README "Authentication and roles").
+    auth_enabled: bool = Field(default=False, description="Require a JWT or an API key on every route but health and docs.")
+    auth_secret: SecretStr | None = Field(default=None, description="Signs access tokens (HS256); required with auth.")
+    auth_token_ttl_s: float = Field(default=900.0, gt=0, description="Lifetime of an access token.")
+    auth_lockout_attempts: int = Field(default=5, ge=1, description="Failed logins in a row that lock an account.")
+    auth_lockout_s: float = Field(default=900.0, ge=0, description="How long a locked account stays locked.")
 
     # Rate limiting per client: API key or address (see README "Rate limiting").
     rate_limit: str = Field(default="600/minute", description='Every request, e.g. "120/minute"; empty or "0": off.')
@@ -54,7 +63,7 @@ class Settings(BaseSettings):
     policy_embeddings: bool = Field(default=True, description="Embed task descriptions for the contextual policy.")
     policy_embedding_model: str = "all-minilm-l6-v2"
     policy_switch_enabled: bool = Field(
-        default=True, description="Allow PUT /policy. It has no authentication until auth lands: turn off if exposed."
+        default=True, description="Allow PUT /policy (admins only when auth is enabled)."
     )
     confidence_threshold: float = 0.6
     q_alpha: float = 0.1

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -72,12 +72,14 @@ class ServiceCaller:
         backoff_s: float = 0.2,
         breaker_failures: int = 5,
         breaker_reset_s: float = 30.0,
+        credentials: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         if not base_urls:
             raise ValueError(f"{name}: at least one base URL is needed")
         self.name = name
         self.base_urls = [url.rstrip("/") for url in base_urls]
         self.retries = retries
+        self.credentials = credentials  # headers that authenticate each call (with ALP_AUTH_ENABLED)
         self.backoff_s = backoff_s
         self.breakers = {url: CircuitBreaker(breaker_failures, breaker_reset_s) for url in self.base_urls}
         self._next = itertools.cycle(range(len(self.base_urls)))
@@ -121,6 +123,8 @@ class ServiceCaller:
 
     async def _try_paths(self, method, base, paths, json, params, timeout_s) -> httpx.Response:
         headers = {CORRELATION_HEADER: current_correlation_id()}
+        if self.credentials is not None:
+            headers.update(self.credentials())
         response: httpx.Response | None = None
         for path in paths:
             kwargs: dict[str, Any] = {"json": json, "params": params, "headers": headers}

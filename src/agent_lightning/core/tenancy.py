@@ -1,4 +1,4 @@
-"""The tenant of the current request or task. One default tenant until authentication sets it."""
+"""The tenant of the current request or task: the default one, or with authentication the credential's."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from agent_lightning.core.auth import read_only
 from agent_lightning.core.http import ERROR_RESPONSES
 from agent_lightning.knowledge.schemas import (
     Category,
@@ -76,10 +77,12 @@ def router(knowledge: KnowledgeService) -> APIRouter:
         return Deleted(id=item_id)
 
     @api.post("/search", response_model=SearchResult, summary="Hybrid, vector or full-text search")
+    @read_only
     async def search(body: SearchRequest) -> SearchResult:
         return await knowledge.search(body)
 
     @api.post("/context", response_model=KnowledgeContext, summary="The knowledge block for a task's prompt")
+    @read_only
     async def context(body: ContextRequest) -> KnowledgeContext:
         return await knowledge.context(body)
 

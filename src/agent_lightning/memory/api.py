@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from agent_lightning.core.auth import read_only
 from agent_lightning.core.http import ERROR_RESPONSES
 from agent_lightning.memory.schemas import (
     ContextRequest,
@@ -70,6 +71,7 @@ def router(memory: MemoryService) -> APIRouter:
         return await memory.list_memories(user_id, kind)
 
     @api.post("/memories/search", response_model=list[Recalled], summary="Memories nearest to a query")
+    @read_only
     async def search(body: MemorySearch) -> list[Recalled]:
         return await memory.search(body)
 

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 
 from agent_lightning.agents import tables as _agents  # noqa: F401  (registers tables)
+from agent_lightning.auth import tables as _auth  # noqa: F401
 from agent_lightning.core.config import get_settings
 from agent_lightning.core.db import Base
 from agent_lightning.execution import tables as _execution  # noqa: F401

@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from agent_lightning.core.auth import Principal, authenticate, require
 from agent_lightning.core.errors import AppError
 from agent_lightning.core.http import ERROR_RESPONSES
 from agent_lightning.core.logging import get_logger
@@ -65,7 +66,9 @@ class OpenAIErrorRoute(APIRoute):
                 return _validation_error(exc)
             except AppError as exc:
                 status = 400 if exc.status == 422 else exc.status  # OpenAI answers invalid requests with 400
-                return JSONResponse(error_body(status, exc.message, exc.code, _param(exc)), status_code=status)
+                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                return JSONResponse(error_body(status, exc.message, exc.code, _param(exc)), status_code=status,
+                                    headers=headers)
 
         return route
 
@@ -162,12 +165,14 @@ async def _sse(deltas: AsyncIterator[ChatDelta], writer: ChunkWriter) -> AsyncIt
 def management_router(models: ModelService) -> APIRouter:
     """The model registry, statistics and usage."""
     api = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
+    admin = [Depends(require("admin"))]  # the registry is shared by every tenant
 
     @api.get("/models", response_model=ModelList, summary="Registered model aliases")
     async def list_models() -> ModelList:
         return ModelList(items=await models.list_models())
 
-    @api.post("/models", response_model=ModelInfo, status_code=201, summary="Register a model alias")
+    @api.post("/models", response_model=ModelInfo, status_code=201, dependencies=admin,
+              summary="Register a model alias (admin)")
     async def create_model(spec: ModelCreate) -> ModelInfo:
         return await models.create_model(spec)
 
@@ -175,7 +180,8 @@ def management_router(models: ModelService) -> APIRouter:
     async def model_stats(alias: str) -> ModelStats:
         return await models.stats(alias)
 
-    @api.post("/models/{alias:path}/default", response_model=ModelInfo, summary="Make this the default model")
+    @api.post("/models/{alias:path}/default", response_model=ModelInfo, dependencies=admin,
+              summary="Make this the default model (admin)")
     async def set_default(alias: str) -> ModelInfo:
         return await models.set_default(alias)
 
@@ -183,7 +189,8 @@ def management_router(models: ModelService) -> APIRouter:
     async def get_model(alias: str) -> ModelInfo:
         return await models.get_model(alias)
 
-    @api.patch("/models/{alias:path}", response_model=ModelInfo, summary="Change deployments, fallbacks, params, status")
+    @api.patch("/models/{alias:path}", response_model=ModelInfo, dependencies=admin,
+               summary="Change deployments, fallbacks, params, status (admin)")
     async def update_model(alias: str, change: ModelUpdate) -> ModelInfo:
         return await models.update_model(alias, change)
 
@@ -191,7 +198,10 @@ def management_router(models: ModelService) -> APIRouter:
     async def usage(
         group_by: Literal["task", "agent", "tenant", "model"] = Query("model"),
         tenant_id: str | None = Query(None),
+        principal: Principal = Depends(authenticate),
     ) -> UsageSummary:
+        if principal.kind != "anonymous":  # with auth, a caller sees only their own tenant's usage
+            tenant_id = principal.tenant_id
         return UsageSummary(group_by=group_by, rows=await models.usage_summary(group_by, tenant_id=tenant_id))
 
     return api

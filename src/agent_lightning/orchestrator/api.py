@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from agent_lightning.core.auth import read_only, require
 from agent_lightning.core.http import ERROR_RESPONSES
 from agent_lightning.orchestrator.schemas import (
     ApproveRequest,
@@ -38,6 +39,7 @@ def router(orchestrator: OrchestratorService) -> APIRouter:
         return await orchestrator.assign(body)
 
     @api.post("/route", response_model=RoutePreview, summary="Preview which agent would get a task")
+    @read_only
     async def route(body: RoutePreviewRequest) -> RoutePreview:
         return await orchestrator.preview(body)
 
@@ -91,7 +93,8 @@ def router(orchestrator: OrchestratorService) -> APIRouter:
     @api.put(
         "/policy",
         response_model=PolicyInfo,
-        summary="Switch the routing policy (admin; unauthenticated until auth lands, see ALP_POLICY_SWITCH_ENABLED)",
+        summary="Switch the routing policy (admin when auth is on; ALP_POLICY_SWITCH_ENABLED=false turns it off)",
+        dependencies=[Depends(require("admin"))],
     )
     async def put_policy(body: PolicySwitchRequest) -> PolicyInfo:
         return await orchestrator.switch_policy(body)
@@ -106,6 +109,7 @@ def router(orchestrator: OrchestratorService) -> APIRouter:
         return await orchestrator.list_decisions(limit=limit, cursor=cursor, policy=policy, since=since)
 
     @api.post("/policy/evaluate", response_model=EvaluationReport, summary="Offline estimate of a policy on the log")
+    @read_only
     async def evaluate(body: EvaluationRequest) -> EvaluationReport:
         return await orchestrator.evaluate(body)
 

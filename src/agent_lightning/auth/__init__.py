@@ -1,0 +1,1 @@
+"""Users, API keys and access tokens (see README "Authentication and roles")."""
