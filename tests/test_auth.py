@@ -347,3 +347,47 @@ def test_cli_creates_the_first_admin_who_can_log_in(settings: Settings, tmp_path
             return (await login(client, "root")).status_code
 
     assert asyncio.run(log_in()) == 200
+
+
+async def test_users_change_their_own_password(settings: Settings) -> None:
+    async with running_app(with_auth(settings)) as client:
+        await add_user(client, "ada", "viewer")
+        ada = await bearer(client, "ada")
+        wrong = await client.post("/auth/password", json={"current_password": "nope", "new_password": "another one"},
+                                  headers=ada)
+        assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "wrong_password"
+        short = await client.post("/auth/password", json={"current_password": PASSWORD, "new_password": "short"},
+                                  headers=ada)
+        assert short.status_code == 422
+        changed = await client.post("/auth/password", json={"current_password": PASSWORD, "new_password": "another one"},
+                                    headers=ada)
+        assert changed.status_code == 200 and changed.json()["username"] == "ada"
+        assert (await login(client, "ada")).status_code == 401
+        assert (await login(client, "ada", "another one")).status_code == 200
+
+
+async def test_logins_and_account_changes_are_events_and_metrics(settings: Settings) -> None:
+    async with running_app(with_auth(settings, auth_lockout_attempts=2)) as client:
+        bus = client.app.state.platform.bus
+        await add_user(client, "ada", "admin")
+        admin = await bearer(client, "ada")
+        await login(client, "nobody")
+        await client.post("/auth/api-keys", json={"name": "ci"}, headers=admin)
+        await add_user(client, "otto", "operator")
+        for _ in range(2):
+            await login(client, "otto", "wrong password")
+
+        events = [e for e in bus.recent(100) if e.type.startswith("auth.")]
+        assert [e.type for e in events] == [
+            "auth.user_created", "auth.login_succeeded", "auth.login_failed", "auth.api_key_created",
+            "auth.user_created", "auth.login_failed", "auth.login_failed", "auth.account_locked",
+        ]
+        assert [e.data.get("reason") for e in events if e.type == "auth.login_failed"] == [
+            "unknown_user", "wrong_password", "wrong_password"]
+        assert all(e.tenant_id == "default" and e.source == "auth" for e in events)
+        assert PASSWORD not in str([e.data for e in events]) and "alp_" not in str([e.data for e in events])
+
+        metrics = (await client.get("/metrics", headers=admin)).text
+        assert 'alp_auth_logins_total{outcome="succeeded"} 1.0' in metrics
+        assert 'alp_auth_logins_total{outcome="wrong_password"} 2.0' in metrics
+        assert 'alp_auth_logins_total{outcome="unknown_user"} 1.0' in metrics

@@ -409,7 +409,7 @@ def create_app(
     # docs needs a role (viewer to read, operator to write, admin where a route asks); with it off everyone is an
     # anonymous admin of the default tenant.
     if settings.auth_enabled:
-        app.state.auth = AuthService(platform.db, settings)  # every process checks credentials
+        app.state.auth = AuthService(platform.db, settings, platform.bus)  # every process checks credentials
         if "auth" in platform.services:
             app.include_router(auth_api.router(app.state.auth))  # logins, users and keys
 

@@ -14,6 +14,7 @@ from agent_lightning.auth.schemas import (
     ApiKeyCreated,
     ApiKeyList,
     LoginRequest,
+    PasswordChange,
     TokenResponse,
     User,
     UserCreate,
@@ -67,6 +68,10 @@ def router(auth: AuthService) -> APIRouter:
     @api.get("/me", response_model=Principal, summary="Who the credential belongs to: user or key, tenant, role")
     async def me(principal: Principal = Depends(authenticate)) -> Principal:
         return principal
+
+    @api.post("/password", response_model=User, summary="Change your own password (the current one is checked)")
+    async def change_password(body: PasswordChange, principal: Principal = Depends(authenticate)) -> User:
+        return await auth.change_password(principal, body.current_password, body.new_password)
 
     @api.post("/users", response_model=User, status_code=201, dependencies=admin,
               summary="Create a user in your tenant (admin)")

@@ -46,6 +46,11 @@ class UserUpdate(BaseModel):
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 
 
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
 class User(BaseModel):
     id: str
     tenant_id: str

@@ -14,10 +14,20 @@ from sqlalchemy.exc import IntegrityError
 
 from agent_lightning.auth.schemas import ApiKey, ApiKeyCreated, TokenResponse, User
 from agent_lightning.auth.tables import ApiKeyRow, UserRow
-from agent_lightning.core.auth import API_KEY_PREFIX, ROLES, Principal, Role, Unauthenticated, sign, verify
+from agent_lightning.core.auth import (
+    API_KEY_PREFIX,
+    ROLES,
+    Forbidden,
+    Principal,
+    Role,
+    Unauthenticated,
+    sign,
+    verify,
+)
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, utcnow
 from agent_lightning.core.errors import Conflict, Invalid, NotFound
+from agent_lightning.core.events import Event, EventBus
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.tenancy import current_tenant
 
@@ -42,11 +52,14 @@ def _key(row: ApiKeyRow) -> ApiKey:
 
 
 class AuthService:
-    """Accounts in the database. `secret` signs tokens; without it only accounts can be managed (the CLI)."""
+    """Accounts in the database. `secret` signs tokens; without it only accounts can be managed (the CLI).
+    With a bus, every login, lockout and change of an account or key is published as an `auth.*` event
+    of the account's tenant (never with a password or key)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, bus: EventBus | None = None) -> None:
         self.db = db
         self.settings = settings
+        self.bus = bus
         self._secret = settings.auth_secret.get_secret_value() if settings.auth_secret else None
         self._dummy_hash: str | None = None
 
@@ -59,6 +72,10 @@ class AuthService:
                 f"ALP_AUTH_ENABLED=true needs ALP_AUTH_SECRET, a random secret of at least {MIN_SECRET_CHARS} "
                 "characters that signs access tokens (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
             )
+
+    async def _emit(self, type_: str, tenant_id: str, **data: object) -> None:
+        if self.bus is not None:
+            await self.bus.publish(Event(type=type_, source="auth", tenant_id=tenant_id, data=data))
 
     # -- users -------------------------------------------------------------------------------------------
 
@@ -74,6 +91,7 @@ class AuthService:
         except IntegrityError as exc:
             raise Conflict(f"User {username!r} already exists in tenant {row.tenant_id!r}.") from exc
         log.info("user_created", user_id=row.id, tenant_id=row.tenant_id, role=role)
+        await self._emit("auth.user_created", row.tenant_id, user_id=row.id, username=username, role=role)
         return _user(row)
 
     async def list_users(self) -> list[User]:
@@ -98,7 +116,22 @@ class AuthService:
                 row.password_hash = password_hash
                 row.failed_logins, row.locked_until = 0, None
             log.info("user_updated", user_id=row.id, tenant_id=row.tenant_id, role=row.role, disabled=row.disabled)
-            return _user(row)
+            user = _user(row)
+        await self._emit("auth.user_updated", user.tenant_id, user_id=user.id, username=user.username, role=user.role,
+                         disabled=user.disabled, password_changed=password is not None)
+        return user
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> User:
+        """A user's own password, after checking the current one (which counts towards the lockout)."""
+        if principal.kind != "user":
+            raise Forbidden("Only a user logged in with a password has one to change.", code="not_a_user")
+        async with self.db.session() as session:
+            row = await session.get(UserRow, principal.id)
+        if row is None or not await asyncio.to_thread(self._verify, row.password_hash, current):
+            if row is not None:
+                await self._failed(row)
+            raise Forbidden("The current password is wrong.", code="wrong_password")
+        return await self.update_user(row.id, password=new)
 
     async def login(self, username: str, password: str, tenant_id: str | None = None) -> TokenResponse:
         """An access token for a right password; counts failures and locks the account after too many."""
@@ -109,22 +142,28 @@ class AuthService:
             )).scalar_one_or_none()
         if row is None:
             await asyncio.to_thread(self._verify, self._dummy(), password)  # same cost as a known user
+            await self._emit("auth.login_failed", tenant, username=username, reason="unknown_user")
             raise Unauthenticated("Wrong username or password.")
         now = utcnow()
         if row.locked_until is not None and row.locked_until > now:
             retry = int((row.locked_until - now).total_seconds()) + 1
+            await self._emit("auth.login_failed", tenant, username=username, user_id=row.id, reason="locked")
             raise Unauthenticated("Too many failed logins: the account is locked for now.",
                                   code="account_locked", details={"retry_after_s": retry})
         if row.disabled or not await asyncio.to_thread(self._verify, row.password_hash, password):
+            await self._emit("auth.login_failed", tenant, username=username, user_id=row.id,
+                             reason="disabled" if row.disabled else "wrong_password")
             await self._failed(row)
             raise Unauthenticated("Wrong username or password.")
         async with self.db.session() as session:
             await session.execute(
                 update(UserRow).where(UserRow.id == row.id).values(failed_logins=0, locked_until=None)
             )
+        await self._emit("auth.login_succeeded", tenant, username=username, user_id=row.id)
         return self.issue_token(row)
 
     async def _failed(self, row: UserRow) -> None:
+        locked = False
         async with self.db.session() as session:
             await session.execute(
                 update(UserRow).where(UserRow.id == row.id).values(failed_logins=UserRow.failed_logins + 1)
@@ -136,6 +175,10 @@ class AuthService:
                     update(UserRow).where(UserRow.id == row.id).values(failed_logins=0, locked_until=until)
                 )
                 log.warning("account_locked", user_id=row.id, tenant_id=row.tenant_id, failures=failures)
+                locked = True
+        if locked:
+            await self._emit("auth.account_locked", row.tenant_id, user_id=row.id, username=row.username,
+                             locked_s=self.settings.auth_lockout_s)
 
     def _dummy(self) -> str:
         if self._dummy_hash is None:
@@ -192,6 +235,7 @@ class AuthService:
         async with self.db.session() as session:
             session.add(row)
         log.info("api_key_created", key_id=row.id, tenant_id=row.tenant_id, role=role)
+        await self._emit("auth.api_key_created", row.tenant_id, key_id=row.id, name=name, role=role, by=owner.id)
         return ApiKeyCreated(**_key(row).model_dump(), key=key)
 
     async def list_keys(self) -> list[ApiKey]:
@@ -206,10 +250,14 @@ class AuthService:
             row = await session.get(ApiKeyRow, key_id)
             if row is None or row.tenant_id != current_tenant():
                 raise NotFound(f"No API key {key_id!r}.")
-            if row.revoked_at is None:
+            newly = row.revoked_at is None
+            if newly:
                 row.revoked_at = utcnow()
                 log.info("api_key_revoked", key_id=row.id, tenant_id=row.tenant_id)
-            return _key(row)
+            key = _key(row)
+        if newly:
+            await self._emit("auth.api_key_revoked", key.tenant_id, key_id=key.id, name=key.name)
+        return key
 
     async def _from_key(self, key: str) -> Principal:
         async with self.db.session() as session:

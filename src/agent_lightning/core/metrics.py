@@ -78,6 +78,10 @@ class Metrics:
             "alp_reward", "Rewards given to routing decisions, by source (outcome, feedback).",
             ["source"], buckets=_REWARD_BUCKETS, registry=r,
         )
+        self.logins = Counter(
+            "alp_auth_logins", "Password logins by outcome (succeeded, or why they failed) when auth is on.",
+            ["outcome"], registry=r,
+        )
         self.model_requests = Counter(
             "alp_model_requests", "Model gateway calls by provider, model alias, kind and status (ok, error, cached).",
             ["provider", "model", "kind", "status"], registry=r,
@@ -99,7 +103,8 @@ class Metrics:
 
     def observe_event(self, event: Event) -> None:
         """Count an event this process publishes: a new task's routing decision (``task.created``
-        carries `policy`, `agent_id`, `decision_ms`), a finished task and its outcome reward, feedback."""
+        carries `policy`, `agent_id`, `decision_ms`), a finished task and its outcome reward, feedback,
+        password logins."""
         data = event.data
         outcome = TASK_OUTCOMES.get(event.type)
         if outcome is not None:
@@ -115,6 +120,10 @@ class Metrics:
                 self.decision_duration.labels(data["policy"]).observe(data["decision_ms"] / 1000)
         elif event.type == "feedback.received" and isinstance(data.get("reward"), (int, float)):
             self.rewards.labels("feedback").observe(data["reward"])
+        elif event.type == "auth.login_succeeded":
+            self.logins.labels("succeeded").inc()
+        elif event.type == "auth.login_failed":
+            self.logins.labels(str(data.get("reason") or "failed")).inc()
 
     def observe_usage(self, usage: Any) -> None:
         """Count one model gateway call from its usage record (`provider`, `model`, `kind`, `status`,
