@@ -391,3 +391,15 @@ async def test_logins_and_account_changes_are_events_and_metrics(settings: Setti
         assert 'alp_auth_logins_total{outcome="succeeded"} 1.0' in metrics
         assert 'alp_auth_logins_total{outcome="wrong_password"} 2.0' in metrics
         assert 'alp_auth_logins_total{outcome="unknown_user"} 1.0' in metrics
+
+
+async def test_server_sent_events_need_a_credential_header_or_token(settings: Settings) -> None:
+    async with served(with_auth(settings)) as client:
+        await add_user(client, "vic", "viewer")
+        viewer = await bearer(client, "vic")
+        refused = await client.get("/events")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
+        token = viewer["Authorization"].removeprefix("Bearer ")
+        for kwargs in ({"headers": viewer}, {"params": {"token": token}}):
+            async with client.stream("GET", "/events", **kwargs) as response:
+                assert response.status_code == 200

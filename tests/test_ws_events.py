@@ -160,3 +160,48 @@ async def test_a_slow_reader_loses_its_oldest_events_with_a_notice_and_never_blo
 
     stream.close()
     assert bus._subscribers == []
+
+
+async def server_sent(response, last_type: str, timeout: float = 10) -> list[dict]:
+    """SSE messages (id, event, data) up to and including the first of type `last_type`."""
+    messages, current = [], {}
+    async with asyncio.timeout(timeout):
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                continue  # a keep-alive comment
+            if not line:
+                messages.append(current)
+                if current.get("event") == last_type:
+                    return messages
+                current = {}
+                continue
+            field, _, value = line.partition(": ")
+            current[field] = json.loads(value) if field == "data" else value
+
+
+async def test_server_sent_events_stream_a_task_and_resume_after_the_last_event_id(live):
+    before = subscribers(live)
+    task_id = "sse-lifecycle-1"
+    async with live.stream("GET", "/events", params={"types": "task.*", "task_id": task_id}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        await until(lambda: subscribers(live) == before + 1)
+        await live.post("/assign-task", json={"description": WEB_TASK, "task_id": task_id})
+        messages = await server_sent(response, "task.succeeded")
+    assert [m["event"] for m in messages] == LIFECYCLE
+    assert all(m["id"] == m["data"]["id"] and m["data"]["data"]["task_id"] == task_id for m in messages)
+    await until(lambda: subscribers(live) == before)  # the client went away: unsubscribed
+
+    # A client that reconnects with the id of the last event it saw gets what came after it.
+    resume = {"Last-Event-ID": messages[1]["id"]}
+    async with live.stream("GET", "/events", params={"types": "task.*", "task_id": task_id}, headers=resume) as again:
+        replayed = await server_sent(again, "task.succeeded")
+    assert [m["event"] for m in replayed] == LIFECYCLE[2:]
+
+
+async def test_sse_parameters_are_validated_and_ws_is_an_alias(live):
+    response = await live.get("/events", params={"replay": -1})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
+    async with connect(live.ws.removesuffix("/events") + "?types=task.*") as ws:
+        await live.post("/assign-task", json={"description": WEB_TASK, "task_id": "ws-alias-1"})
+        assert (await receive_until(ws, "task.succeeded", task_id="ws-alias-1"))[-1]["data"]["task_id"] == "ws-alias-1"

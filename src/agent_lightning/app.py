@@ -50,6 +50,8 @@ from agent_lightning.memory.schemas import MemoryStore
 from agent_lightning.memory.service import MemoryService
 from agent_lightning.models.schemas import ModelGateway
 from agent_lightning.models.service import ModelService, build_model_service
+from agent_lightning.monitoring import api as monitoring_api
+from agent_lightning.monitoring.service import MonitoringService
 from agent_lightning.orchestrator import api as orchestrator_api
 from agent_lightning.orchestrator.client import OrchestratorClient
 from agent_lightning.orchestrator.embedding import GatewayEmbedder
@@ -61,7 +63,7 @@ from agent_lightning.realtime import api as realtime_api
 
 log = get_logger(__name__)
 
-SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory")
+SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory", "monitoring")
 """Services that can run in their own process. The agent registry is served with execution."""
 
 
@@ -85,6 +87,7 @@ class Platform:
     knowledge_service: KnowledgeService | None = None
     memory: MemoryStore | None = None
     memory_service: MemoryService | None = None
+    monitoring: MonitoringService | None = None
     callers: list[ServiceCaller] = field(default_factory=list)
     migrate: bool = True
     queue_running: bool = False
@@ -109,7 +112,7 @@ class Platform:
             await self.orchestrator.load_policy()
         # With a shared queue, or other processes running the same service, work may be running elsewhere:
         # only an expired lease (a task) or an overrun timeout (an execution) orphans it.
-        sole_worker = self.services == frozenset(SERVICES) and not self.queue.distributed
+        sole_worker = frozenset(SERVICES) - {"monitoring"} <= self.services and not self.queue.distributed
         if self.orchestrator is not None:
             for task_id in await self.orchestrator.recoverable(sole_worker=sole_worker):
                 await self.orchestrator.dispatch(task_id)
@@ -119,6 +122,8 @@ class Platform:
         if self.orchestrator is not None or self.execution is not None:
             self.background.add(asyncio.create_task(self._sweep_orphans()))
         self.queue.consume()  # with a real broker, this process takes its services' jobs from here on
+        if self.monitoring is not None:
+            await self.monitoring.start()
 
     async def _sweep_orphans(self) -> None:
         """Requeue running work whose process (another replica) died: tasks whose lease ran out,
@@ -141,6 +146,8 @@ class Platform:
         another replica once their lease runs out)."""
         self.queue_running = False
         self.queue.stop_accepting()  # deliveries not yet acknowledged go to another process
+        if self.monitoring is not None:
+            await self.monitoring.stop()
         for job in [*self.jobs, *self.background]:
             job.cancel()
         await asyncio.gather(*self.jobs, *self.background, return_exceptions=True)
@@ -311,6 +318,16 @@ def build_platform(
         platform.worker.enqueue = enqueue_task
         if knowledge is not None:
             bus.subscribe("feedback.received", _learn_from_feedback(platform))
+
+    if "monitoring" in local:
+        # Services of other processes are probed on /health; the dashboard calls the orchestrator where it is.
+        urls = {"orchestrator": settings.orchestrator_url, "execution": (settings.execution_urls or [None])[0],
+                "models": settings.models_url, "knowledge": settings.knowledge_url, "memory": settings.memory_url}
+        platform.monitoring = MonitoringService(
+            settings=settings, db=db, bus=bus, local_checks=platform.readiness,
+            remote_services={name: url for name, url in urls.items() if url and name not in local},
+            api_base="" if "orchestrator" in local else (settings.orchestrator_url or ""),
+        )
     return platform
 
 
@@ -435,6 +452,9 @@ def create_app(
         from agent_lightning.models import api as models_api
 
         include(models_api.router(platform.model_service))
+    if platform.monitoring is not None:
+        include(monitoring_api.router(platform.monitoring))
+        app.include_router(monitoring_api.dashboard_router(platform.monitoring))  # the page and its files: no data
 
     @app.get("/health", response_model=Liveness, tags=["health"], summary="Liveness")
     async def health() -> Liveness:

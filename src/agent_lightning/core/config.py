@@ -17,6 +17,7 @@ SERVICE_PORTS: dict[str, int] = {
     "models": 8005,
     "knowledge": 8006,
     "memory": 8012,
+    "monitoring": 8051,
 }
 """Split-mode default port of each service (see DESIGN.md). The agent registry is served with execution;
 auth serves logins and accounts (every process checks credentials itself, against the shared database)."""
@@ -148,6 +149,20 @@ class Settings(BaseSettings):
     memory_working_ttl_s: float = Field(default=3600.0, description="Default lifetime of working memory.")
     memory_max_age_days: float = Field(default=365.0, description="Episodic memories older than this are pruned.")
     memory_max_per_user: int = Field(default=5000, description="Memories kept per user when pruning.")
+
+    # Monitoring: alert rules over the recorded tasks, rewards and model calls (see README "Monitoring and
+    # dashboard"); a threshold of 0 turns its rule off.
+    alert_interval_s: float = Field(default=30.0, ge=0, description="How often the rules run; 0: on demand and after tasks only.")
+    alert_window: int = Field(default=50, ge=1, description="Finished tasks (and calls per model) the rates are over.")
+    alert_min_tasks: int = Field(default=5, ge=1, description="Finished tasks (calls) a rate needs before it can fire.")
+    alert_failure_rate: float = Field(default=0.5, ge=0, le=1, description="Share of failed tasks that fires.")
+    alert_latency_p95_s: float = Field(default=120.0, ge=0, description="p95 intake-to-end seconds that fires.")
+    alert_review_backlog: int = Field(default=10, ge=0, description="Tasks awaiting review that fire.")
+    alert_queue_backlog: int = Field(default=100, ge=0, description="Tasks assigned or queued, not running, that fire.")
+    alert_stuck_tasks: int = Field(default=1, ge=0, description="Running tasks past their lease that fire.")
+    alert_reward_drop: float = Field(default=0.3, ge=0, description="Drop of an agent's mean reward that fires.")
+    alert_reward_window: int = Field(default=10, ge=1, description="Rewards per mean in the reward-drop rule.")
+    alert_model_error_rate: float = Field(default=0.5, ge=0, le=1, description="Share of failed model calls that fires.")
 
     # Events: one stream shared by every process (see README "Two shapes, one codebase").
     event_bus_url: str = Field(

@@ -62,15 +62,20 @@ class EventStream:
         self._queue.append(event)
         self._ready.set()
 
-    def open(self, replay: int = 0) -> list[Event]:
-        """Subscribe, and return up to `replay` of the newest matching events the bus remembers, oldest
-        first. Nothing is awaited between the two, so no event falls between history and stream."""
+    def open(self, replay: int = 0, after: str | None = None) -> list[Event]:
+        """Subscribe, and return the matching events the bus remembers that came after the event `after`
+        (a client resuming), or else up to `replay` of the newest, oldest first. Nothing is awaited
+        between the two, so no event falls between history and stream."""
         self.bus.subscribe("*", self._handler)
         self._open = True
-        if replay <= 0:
+        if replay <= 0 and after is None:
             return []
         history = [event for event in self.bus.recent(_ALL_HISTORY) if self.matches(event)]
-        return history[-replay:]
+        if after is not None:
+            position = next((i for i, event in enumerate(history) if event.id == after), None)
+            if position is not None:
+                return history[position + 1:]
+        return history[-replay:] if replay > 0 else []
 
     def close(self) -> None:
         """Unsubscribe from the bus."""
