@@ -60,10 +60,14 @@ from agent_lightning.orchestrator.schemas import Router
 from agent_lightning.orchestrator.service import OrchestratorService, feedback_reward
 from agent_lightning.orchestrator.worker import TaskWorker
 from agent_lightning.realtime import api as realtime_api
+from agent_lightning.validation import api as validation_api
+from agent_lightning.validation.client import ValidationClient
+from agent_lightning.validation.schemas import Validator
+from agent_lightning.validation.service import ValidationService
 
 log = get_logger(__name__)
 
-SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory", "monitoring")
+SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory", "validation", "monitoring")
 """Services that can run in their own process. The agent registry is served with execution."""
 
 
@@ -87,6 +91,8 @@ class Platform:
     knowledge_service: KnowledgeService | None = None
     memory: MemoryStore | None = None
     memory_service: MemoryService | None = None
+    validation: Validator | None = None
+    validation_service: ValidationService | None = None
     monitoring: MonitoringService | None = None
     callers: list[ServiceCaller] = field(default_factory=list)
     migrate: bool = True
@@ -268,6 +274,13 @@ def build_platform(
         memory = memory_svc
     elif settings.memory_url:
         memory = MemoryClient(remote("memory", settings.memory_url))
+    # Validation: in-process when this process serves it or no other process does (intake is always scanned).
+    validation_svc: ValidationService | None = None
+    if "validation" in local or not settings.validation_url:
+        validation_svc = ValidationService(settings=settings, db=db)
+        validator: Validator = validation_svc
+    else:
+        validator = ValidationClient(remote("validation", settings.validation_url))
 
     platform = Platform(
         settings=settings,
@@ -284,6 +297,8 @@ def build_platform(
         knowledge_service=knowledge_svc,
         memory=memory,
         memory_service=memory_svc,
+        validation=validator,
+        validation_service=validation_svc,
     )
 
     if "orchestrator" in local:
@@ -291,7 +306,8 @@ def build_platform(
         policy = make_policy(settings.policy, **params)
         embedder = GatewayEmbedder(models, settings.policy_embedding_model) if settings.policy_embeddings else None
         platform.orchestrator = OrchestratorService(
-            settings=settings, db=db, agents=agents, policy=policy, bus=bus, policy_params=params, embedder=embedder
+            settings=settings, db=db, agents=agents, policy=policy, bus=bus, policy_params=params, embedder=embedder,
+            validator=validator,
         )
 
     if "execution" in local:
@@ -383,7 +399,7 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI application serving `services` (all of them by default, on one port)."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, mask_pii=settings.pii_mask_logs)
     if settings.auth_enabled:
         AuthService.check_settings(settings)  # before anything starts
     platform = build_platform(settings, services, model_service=model_service)
@@ -448,6 +464,8 @@ def create_app(
         include(knowledge_api.router(platform.knowledge_service))
     if platform.memory_service is not None:
         include(memory_api.router(platform.memory_service))
+    if "validation" in platform.services and platform.validation_service is not None:
+        include(validation_api.router(platform.validation_service))
     if "models" in platform.services and platform.model_service is not None:
         from agent_lightning.models import api as models_api
 

@@ -120,6 +120,7 @@ def _run_split(settings: Settings, host: str) -> None:
         "ALP_ORCHESTRATOR_URL": urls["orchestrator"],
         "ALP_KNOWLEDGE_URL": urls["knowledge"],
         "ALP_MEMORY_URL": urls["memory"],
+        "ALP_VALIDATION_URL": urls["validation"],
     }
     children = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM as on Ctrl-C

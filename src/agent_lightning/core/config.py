@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -17,6 +17,7 @@ SERVICE_PORTS: dict[str, int] = {
     "models": 8005,
     "knowledge": 8006,
     "memory": 8012,
+    "validation": 8024,
     "monitoring": 8051,
 }
 """Split-mode default port of each service (see DESIGN.md). The agent registry is served with execution;
@@ -164,6 +165,29 @@ class Settings(BaseSettings):
     alert_reward_window: int = Field(default=10, ge=1, description="Rewards per mean in the reward-drop rule.")
     alert_model_error_rate: float = Field(default=0.5, ge=0, le=1, description="Share of failed model calls that fires.")
 
+    # Validation and PII masking (see README "Validation and PII masking").
+    validation_enabled: bool = Field(default=True, description="Scan every task's texts at intake.")
+    validation_block_severity: Literal["high", "warning", "never"] = Field(
+        default="high", description="Findings at or above this severity reject a task (422 task_rejected)."
+    )
+    validation_disabled_rules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated rule ids, checks or families to turn off, e.g. pii.ip,html."
+    )
+    validation_severity: dict[str, Literal["info", "warning", "high"]] = Field(
+        default_factory=dict, description='JSON: a severity per rule id, e.g. {"pii.card": "high"}.'
+    )
+    validation_max_chars: int = Field(default=20_000, ge=1, description="Longer texts are a high finding.")
+    validation_sanitize_html: bool = Field(
+        default=False, description="Store a description with active HTML as cleaned by nh3 (else a warning only)."
+    )
+    validation_result_checks: bool = Field(
+        default=True, description="Check each answer; the share of result checks passed scales its outcome reward."
+    )
+    pii_mask_logs: bool = Field(default=True, description="Mask e-mails, phones, IPs, cards, IBANs, names in logs.")
+    pii_mask_providers: bool = Field(
+        default=False, description="Mask them in prompts sent to external providers (openai, anthropic, compatible)."
+    )
+
     # Events: one stream shared by every process (see README "Two shapes, one codebase").
     event_bus_url: str = Field(
         default="", description="Empty: in-process bus; redis://host:6379/0 or nats://host:4222 to share events."
@@ -187,10 +211,18 @@ class Settings(BaseSettings):
     orchestrator_url: str | None = None
     knowledge_url: str | None = None
     memory_url: str | None = None
+    validation_url: str | None = None
     http_timeout_s: float = 180.0
     http_retries: int = 3
     breaker_failures: int = 5
     breaker_reset_s: float = 30.0
+
+    @field_validator("validation_disabled_rules", mode="before")
+    @classmethod
+    def _split_rules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [rule.strip() for rule in value.split(",") if rule.strip()]
+        return value
 
     @field_validator("execution_urls", mode="before")
     @classmethod

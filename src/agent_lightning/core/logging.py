@@ -7,6 +7,7 @@ import uuid
 from contextvars import ContextVar
 
 import structlog
+from agent_lightning.core.pii import mask_log_event
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
@@ -34,8 +35,9 @@ def _add_correlation_id(_, __, event_dict: dict) -> dict:
     return event_dict
 
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
-    """Route stdlib and structlog output through one renderer."""
+def configure_logging(level: str = "INFO", json: bool = True, mask_pii: bool = True) -> None:
+    """Route stdlib and structlog output through one renderer; with `mask_pii`, personal data in any field
+    is masked first (core/pii.py)."""
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
@@ -44,6 +46,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            *([mask_log_event] if mask_pii else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

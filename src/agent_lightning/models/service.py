@@ -16,6 +16,7 @@ from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, utcnow
 from agent_lightning.core.errors import AppError, Conflict, Invalid, NotFound, Unavailable
 from agent_lightning.core.logging import get_logger
+from agent_lightning.core.pii import mask_pii
 from agent_lightning.models.cache import ResponseCache, cache_key
 from agent_lightning.models.embeddings import MODEL_NAME as EMBEDDING_MODEL
 from agent_lightning.models.embeddings import LocalEmbedder
@@ -46,6 +47,9 @@ from agent_lightning.models.tables import ModelRow
 from agent_lightning.models.usage import Usage, UsageRecorder, cost_of, price_of
 
 log = get_logger(__name__)
+
+EXTERNAL_PROVIDERS = frozenset({"openai", "anthropic", "openai-compatible"})
+"""Upstreams outside this deployment: prompts to them are masked with ALP_PII_MASK_PROVIDERS."""
 
 KINDS = ("local", "openai", "anthropic", "openai-compatible")
 PARAM_FIELDS = ("temperature", "max_tokens", "top_p", "stop")
@@ -323,10 +327,12 @@ class ModelService:
         defaults = {k: v for k, v in info.params.items() if k in PARAM_FIELDS and k not in request.model_fields_set}
         return request.model_copy(update=defaults) if defaults else request
 
-    @staticmethod
-    def _for_deployment(request: ChatRequest, deployment: Deployment) -> ChatRequest:
+    def _for_deployment(self, request: ChatRequest, deployment: Deployment) -> ChatRequest:
         if deployment.max_tokens and request.max_tokens > deployment.max_tokens:
-            return request.model_copy(update={"max_tokens": deployment.max_tokens})
+            request = request.model_copy(update={"max_tokens": deployment.max_tokens})
+        if self.settings.pii_mask_providers and deployment.provider in EXTERNAL_PROVIDERS:  # ALP_PII_MASK_PROVIDERS
+            messages = [m.model_copy(update={"content": mask_pii(m.content)}) for m in request.messages]
+            request = request.model_copy(update={"messages": messages})
         return request
 
     async def chat(self, request: ChatRequest) -> ChatResult:

@@ -68,6 +68,7 @@ from agent_lightning.orchestrator.tables import (
     RewardRow,
     TaskRow,
 )
+from agent_lightning.validation.schemas import MAX_TEXT, ScanRequest, TaskRejected, ValidateRequest, Validator
 
 log = get_logger(__name__)
 
@@ -133,6 +134,31 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise AppError("The cursor is not valid.", code="invalid_cursor") from exc
 
 
+def _task_texts(request: AssignTaskRequest) -> dict[str, str]:
+    """The texts of a task the validator scans, by field: the description, the seed fields and every string
+    in the metadata and environment variables."""
+    texts = {"description": request.description}
+    for name in SEED_FIELDS:
+        value = getattr(request, name)
+        if isinstance(value, str) and value:
+            texts[name] = value
+    for key, value in request.environment_vars.items():
+        texts[f"environment_vars.{key}"] = value
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, str):
+            texts[prefix] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+
+    walk("metadata", request.metadata)
+    return texts
+
+
 def _task_out(row: TaskRow) -> Task:
     return Task(
         task_id=row.id,
@@ -177,12 +203,14 @@ class OrchestratorService:
         bus: EventBus,
         policy_params: dict[str, Any] | None = None,
         embedder: TaskEmbedder | None = None,
+        validator: Validator | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.agents = agents
         self.bus = bus
         self.embedder = embedder
+        self.validator = validator
         self.default_policy: tuple[str, dict[str, Any]] = (policy.name, dict(policy_params or {}))
         self._policies: dict[str, tuple[tuple[str, dict[str, Any]], RoutingPolicy]] = {
             DEFAULT_TENANT: (self.default_policy, policy)
@@ -206,6 +234,7 @@ class OrchestratorService:
             replay = await self._idempotent_replay(request.idempotency_key, request_hash)
             if replay is not None:
                 return replay
+        request, scan_warnings = await self._scan(request)  # raises TaskRejected: then nothing is created
         started = time.perf_counter()
         task_id = request.task_id or new_id()
         policy = await self.active_policy()
@@ -222,7 +251,7 @@ class OrchestratorService:
             agent = next(a for c, a in candidates if c.agent_id == choice.agent_id)
             policy_name = policy.name
             reason = capability_score(agent, request.description).reason(agent.name)
-        warnings = self._warnings(request, choice.confidence)
+        warnings = self._warnings(request, choice.confidence) + scan_warnings
         confident = choice.confidence >= self.settings.confidence_threshold
         held = not (confident or request.force_execute or request.agent_id)
         status = "awaiting_review" if held else "assigned"
@@ -439,11 +468,13 @@ class OrchestratorService:
     # -- the learning loop -----------------------------------------------------------------------------
 
     async def add_outcome_reward(
-        self, session: AsyncSession, row: TaskRow, *, success: bool, latency_s: float
+        self, session: AsyncSession, row: TaskRow, *, success: bool, latency_s: float, factor: float = 1.0
     ) -> tuple[DecisionRow | None, float]:
         """Store the reward of an attempt's outcome in the caller's transaction (the one that finishes
-        the task, so a finished task always has its reward). Call `learn` after the commit."""
+        the task, so a finished task always has its reward). Call `learn` after the commit. `factor` scales it
+        (the share of the validator's result checks the answer passed)."""
         reward = outcome_reward(success=success, latency_s=latency_s, latency_target_s=self.settings.latency_target_s)
+        reward = round(reward * factor, 4)
         decision = await self._latest_decision(session, row.id)
         session.add(
             RewardRow(
@@ -758,6 +789,43 @@ class OrchestratorService:
                 details={"required_capabilities": required},
             )
         return [(self._candidate(a, description), a) for a in agents]
+
+    async def _scan(self, request: AssignTaskRequest) -> tuple[AssignTaskRequest, list[str]]:
+        """Ask the validator about the task's texts: reject the task on a blocking finding, else return the
+        request (its description cleaned of active HTML with ALP_VALIDATION_SANITIZE_HTML) and its warnings."""
+        if self.validator is None or not self.settings.validation_enabled:
+            return request, []
+        report = await self.validator.scan(ScanRequest(fields=_task_texts(request)))
+        if report.blocked:
+            rules = sorted({f.rule for f in report.findings if f.blocking})
+            log.warning("task_rejected", rules=rules)
+            raise TaskRejected(
+                f"The task was rejected by validation: {', '.join(rules)}.",
+                details={"findings": [f.model_dump() for f in report.findings]},
+            )
+        warnings = [f"{f.rule} in {f.field} at {f.start}-{f.end}: {f.message}" for f in report.findings
+                    if f.severity != "info"]
+        if self.settings.validation_sanitize_html and "description" in report.sanitized:
+            cleaned = report.sanitized["description"].strip()
+            if cleaned:
+                request = request.model_copy(update={"description": cleaned})
+                warnings.append("html.active: the description was stored as cleaned by nh3.")
+        return request, warnings
+
+    async def result_factor(self, row: TaskRow, answer: str) -> float:
+        """The validator's result checks on an answer (stored as the task's validation report), as the factor
+        on its outcome reward: the share of result checks passed; 1 when the checks are off or cannot run."""
+        if self.validator is None or not self.settings.validation_result_checks:
+            return 1.0
+        try:
+            report = await self.validator.validate(
+                ValidateRequest(task=row.description, task_id=row.id, result=answer[:MAX_TEXT])
+            )
+        except Exception as exc:  # the task is done: a validator outage does not undo it
+            log.warning("result_validation_failed", task_id=row.id, error=type(exc).__name__)
+            return 1.0
+        results = [c for c in report.checks if c.name.startswith("result_")]
+        return sum(c.passed for c in results) / len(results) if results else 1.0
 
     def _warnings(self, request: AssignTaskRequest, confidence: float) -> list[str]:
         warnings = []

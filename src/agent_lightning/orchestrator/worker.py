@@ -95,6 +95,7 @@ class TaskWorker:
 
     async def _succeeded(self, row: TaskRow, attempt: AttemptRow, response: ExecuteResponse, seconds: float) -> None:
         result = response.result
+        factor = await self.orchestrator.result_factor(row, result.response)  # validator's result checks
         now = utcnow()
         async with self.db.session() as session:
             await session.execute(
@@ -119,7 +120,7 @@ class TaskWorker:
             )
             if done.rowcount != 1:
                 return  # cancelled meanwhile: the answer is kept on the attempt only
-            decision, reward = await self.orchestrator.add_outcome_reward(session, row, success=True, latency_s=seconds)
+            decision, reward = await self.orchestrator.add_outcome_reward(session, row, success=True, latency_s=seconds, factor=factor)
         await self._publish("task.succeeded", row, agent_id=row.agent_id, latency_ms=round(seconds * 1000, 1), reward=reward)
         tokens = result.prompt_tokens + result.completion_tokens
         cost = outcome_cost(latency_s=seconds, latency_target_s=self.settings.latency_target_s, tokens=tokens)
