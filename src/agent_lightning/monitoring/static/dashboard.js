@@ -12,6 +12,8 @@ const state = { config: null, token: sessionStorage.getItem(TOKEN_KEY), role: "a
                 selected: null, socket: null, timers: {} };
 
 const $ = (selector) => document.querySelector(selector);
+/** Replace an element's children, skipping the absent ones (null would become the text "null"). */
+const fill = (selector, ...children) => $(selector).replaceChildren(...children.flat().filter((c) => c != null));
 
 /** An element with attributes and children (strings become text: nothing is parsed as HTML). */
 function h(tag, attrs = {}, ...children) {
@@ -150,9 +152,9 @@ function renderDetail(t) {
   const feedback = canWrite() && FINISHED.has(t.status) && t.status !== "cancelled"
     ? h("div", { class: "feedback" }, "Was this good?",
         h("button", { type: "button", class: "plain", "data-feedback": "up", title: "Good (10/10)",
-                      onclick: () => sendFeedback(t.task_id, 10) }, "👍"),
+                      onclick: () => sendFeedback(t.task_id, 10) }, "▲ Good"),
         h("button", { type: "button", class: "plain", "data-feedback": "down", title: "Bad (0/10)",
-                      onclick: () => sendFeedback(t.task_id, 0) }, "👎"),
+                      onclick: () => sendFeedback(t.task_id, 0) }, "▼ Bad"),
         h("span", { id: "feedback-result", class: "note" }))
     : null;
   const rewards = t.rewards?.length ? h("table", { class: "table" },
@@ -165,7 +167,7 @@ function renderDetail(t) {
     h("tbody", {}, t.attempts.map((a) => h("tr", {}, h("td", {}, a.number), h("td", {}, a.agent_id),
       h("td", {}, a.status), h("td", {}, num(a.latency_ms, 0)), h("td", {}, a.error ?? ""))))) : null;
   $("#detail-body").className = "";
-  $("#detail-body").replaceChildren(
+  fill("#detail-body",
     h("dl", { class: "kv" },
       h("dt", {}, "Task"), h("dd", {}, t.task_id),
       h("dt", {}, "Status"), h("dd", { class: `status ${t.status}`, id: "detail-status" }, t.status),
