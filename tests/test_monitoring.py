@@ -193,7 +193,7 @@ async def test_dashboard_files_and_openapi(client):
     unknown = await client.get("/dashboard/assets/nope.js")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "asset_not_found"
     config = (await client.get("/dashboard/config")).json()
-    assert config == {"auth_enabled": False, "api_base": "", "version": config["version"]}
+    assert config == {"auth_enabled": False, "api_base": "", "agents_base": "", "auth_base": "", "version": config["version"]}
     paths = (await client.get("/openapi.json")).json()["paths"]
     for path in ("/monitoring/summary", "/monitoring/alerts", "/monitoring/alerts/evaluate", "/dashboard"):
         assert path in paths

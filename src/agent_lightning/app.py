@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel
 
 from agent_lightning import __version__
@@ -343,6 +344,8 @@ def build_platform(
             settings=settings, db=db, bus=bus, local_checks=platform.readiness,
             remote_services={name: url for name, url in urls.items() if url and name not in local},
             api_base="" if "orchestrator" in local else (settings.orchestrator_url or ""),
+            agents_base="" if "execution" in local else (settings.agents_url or (settings.execution_urls or [""])[0]),
+            auth_base="" if "auth" in local else (settings.auth_url or ""),
         )
     return platform
 
@@ -438,6 +441,9 @@ def create_app(
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:  # outermost: answers preflights; the dashboard of a monitoring process elsewhere
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["X-Correlation-ID"])
     # Authentication (opt-in, README "Authentication and roles"): with it on, every router but health and the
     # docs needs a role (viewer to read, operator to write, admin where a route asks); with it off everyone is an
     # anonymous admin of the default tenant.

@@ -77,13 +77,14 @@ def up(
     with console.status("Migrating the database and loading the fleet…"):
         application = create_app(settings)
     console.print(f"[bold green]Agent Lightning {__version__}[/] on http://{host}:{port}  (API docs: /docs)")
+    console.print(f"Dashboard: http://{host}:{port}/dashboard")
     console.print(f"Database: {settings.resolved_database_url()}")
     uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
 
 
 @app.command()
 def serve(
-    service: str = typer.Argument(..., help="orchestrator, execution, models, knowledge or memory."),
+    service: str = typer.Argument(..., help="orchestrator, execution, models, knowledge, memory, monitoring, …"),
     port: int = typer.Option(None, help="Port; defaults to the service's split-mode port."),
     host: str = typer.Option(None, help="Interface to listen on."),
 ) -> None:
@@ -121,6 +122,8 @@ def _run_split(settings: Settings, host: str) -> None:
         "ALP_KNOWLEDGE_URL": urls["knowledge"],
         "ALP_MEMORY_URL": urls["memory"],
         "ALP_VALIDATION_URL": urls["validation"],
+        "ALP_AUTH_URL": urls["auth"],
+        "ALP_CORS_ORIGINS": urls["monitoring"],  # the dashboard calls the services from the browser
     }
     children = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM as on Ctrl-C
@@ -133,6 +136,7 @@ def _run_split(settings: Settings, host: str) -> None:
         child_env = env if name in ("orchestrator", "auth") else {**env, "ALP_RATE_LIMIT": "0"}
         children.append(subprocess.Popen(cmd, env=child_env))
         console.print(f"[green]{name}[/] on {urls[name]}")
+    console.print(f"Dashboard: {urls['monitoring']}/dashboard")
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

@@ -164,6 +164,18 @@ class Settings(BaseSettings):
     alert_reward_drop: float = Field(default=0.3, ge=0, description="Drop of an agent's mean reward that fires.")
     alert_reward_window: int = Field(default=10, ge=1, description="Rewards per mean in the reward-drop rule.")
     alert_model_error_rate: float = Field(default=0.5, ge=0, le=1, description="Share of failed model calls that fires.")
+    # The dashboard of a monitoring process calls the other services' ports from the browser (alp up --split).
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins a browser may call this process from (CORS), e.g. http://host:8051."
+    )
+    auth_url: str | None = Field(default=None, description="Split mode: where the auth service (logins) is.")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     # Validation and PII masking (see README "Validation and PII masking").
     validation_enabled: bool = Field(default=True, description="Scan every task's texts at intake.")

@@ -115,6 +115,8 @@ class DashboardConfig(BaseModel):
 
     auth_enabled: bool
     api_base: str = Field(description="Where the orchestrator's routes are; empty: this origin.")
+    agents_base: str = Field(description="Where the agent registry is; empty: this origin.")
+    auth_base: str = Field(description="Where logins are (POST /auth/token, GET /auth/me); empty: this origin.")
     version: str
 
 

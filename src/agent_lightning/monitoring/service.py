@@ -101,13 +101,15 @@ class MonitoringService:
         local_checks: LocalChecks | None = None,
         remote_services: dict[str, str] | None = None,
         api_base: str = "",
+        agents_base: str = "",
+        auth_base: str = "",
     ) -> None:
         self.settings = settings
         self.db = db
         self.bus = bus
         self.local_checks = local_checks
         self.remote_services = remote_services or {}
-        self.api_base = api_base
+        self.api_base, self.agents_base, self.auth_base = api_base, agents_base, auth_base
         self._firing: dict[str, dict[str, Alert]] = {}
         self._resolved: dict[str, deque[Alert]] = {}
         self._evaluated_at: dict[str, datetime] = {}
@@ -168,7 +170,8 @@ class MonitoringService:
 
     def config(self) -> DashboardConfig:
         """What the dashboard page needs before its first request."""
-        return DashboardConfig(auth_enabled=self.settings.auth_enabled, api_base=self.api_base, version=__version__)
+        return DashboardConfig(auth_enabled=self.settings.auth_enabled, api_base=self.api_base,
+                               agents_base=self.agents_base, auth_base=self.auth_base, version=__version__)
 
     async def summary(self) -> Summary:
         """Counts by status, throughput, success rates, latency percentiles, per-agent stats, the policy in use,

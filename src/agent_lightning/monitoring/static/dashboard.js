@@ -1,6 +1,8 @@
 // The Agent Lightning dashboard: one ES module, no build step, nothing fetched from elsewhere.
 // Data: /monitoring/summary and /monitoring/alerts (this origin), the orchestrator's /tasks, /policy,
-// /assign-task and /tasks/{id}/feedback (config.api_base), live updates from /ws/events.
+// /assign-task and /tasks/{id}/feedback (config.api_base), the agent registry (config.agents_base), logins
+// (config.auth_base), live updates from /ws/events. In one process every base is this origin; in split mode
+// (the monitoring process on its own port) they are the other services' URLs, which allow it by CORS.
 
 const TOKEN_KEY = "alp.token";
 const ROLES = ["viewer", "operator", "admin"];
@@ -9,7 +11,7 @@ const FEED_MAX = 100;
 const TASKS_MAX = 50;
 
 const state = { config: null, token: sessionStorage.getItem(TOKEN_KEY), role: "admin", tasks: new Map(),
-                selected: null, socket: null, timers: {} };
+                selected: null, sockets: [], timers: {} };
 
 const $ = (selector) => document.querySelector(selector);
 /** Replace an element's children, skipping the absent ones (null would become the text "null"). */
@@ -38,15 +40,15 @@ const canWrite = () => ROLES.indexOf(state.role) >= ROLES.indexOf("operator");
 
 class Unauthorized extends Error {}
 
-/** A JSON request; `api` routes go to the orchestrator's base. Errors carry the platform's message. */
-async function call(path, { method = "GET", body, api = false, form = false } = {}) {
+/** A JSON request to `base` ("api", "agents", "auth" or this origin). Errors carry the platform's message. */
+async function call(path, { method = "GET", body, base = null, form = false } = {}) {
   const headers = {};
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
   let payload;
   if (form) { payload = new URLSearchParams(body); }
   else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
-  const base = api ? state.config.api_base : "";
-  const response = await fetch(base + path, { method, headers, body: payload });
+  const origin = base ? state.config[`${base}_base`] : "";
+  const response = await fetch(origin + path, { method, headers, body: payload });
   if (response.status === 401) throw new Unauthorized("unauthenticated");
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new Error(data?.error?.message || `HTTP ${response.status}`);
@@ -61,7 +63,7 @@ function debounce(name, fn, ms = 400) {
 // -- login ------------------------------------------------------------------------------------------------
 
 function showLogin(message = "") {
-  state.socket?.close();
+  closeSockets();
   $("#app").hidden = true;
   $("#login").hidden = false;
   $("#logout").hidden = true;
@@ -73,7 +75,7 @@ async function login(event) {
   event.preventDefault();
   const form = new FormData(event.target);
   try {
-    const token = await call("/auth/token", { method: "POST", form: true, api: true,
+    const token = await call("/auth/token", { method: "POST", form: true, base: "auth",
       body: { username: form.get("username"), password: form.get("password") } });
     state.token = token.access_token;
     sessionStorage.setItem(TOKEN_KEY, state.token);
@@ -184,17 +186,17 @@ function renderDetail(t) {
 async function loadSummary() { renderSummary(await call("/monitoring/summary")); }
 async function loadAlerts() { renderAlerts(await call("/monitoring/alerts")); }
 async function loadPolicy() {
-  try { renderPolicy(await call("/policy", { api: true })); }
+  try { renderPolicy(await call("/policy", { base: "api" })); }
   catch (error) { if (error instanceof Unauthorized) throw error; $("#policy-name").textContent = "unavailable"; }
 }
 async function loadTasks() {
-  const page = await call(`/tasks?limit=${TASKS_MAX}`, { api: true });
+  const page = await call(`/tasks?limit=${TASKS_MAX}`, { base: "api" });
   state.tasks = new Map(page.items.map((t) => [t.task_id, t]));
   renderTasks();
 }
 async function loadAgents() {
   let ids = [];
-  try { ids = (await call("/api/v2/agents?status=active", { api: true })).items.map((a) => a.id); }
+  try { ids = (await call("/api/v2/agents?status=active", { base: "agents" })).items.map((a) => a.id); }
   catch (error) { if (error instanceof Unauthorized) throw error; }
   const select = $("#submit-form select[name=agent_id]");
   select.replaceChildren(h("option", { value: "" }, "auto (the policy chooses)"),
@@ -202,7 +204,7 @@ async function loadAgents() {
 }
 
 async function refreshTask(taskId) {
-  const task = await call(`/tasks/${encodeURIComponent(taskId)}`, { api: true });
+  const task = await call(`/tasks/${encodeURIComponent(taskId)}`, { base: "api" });
   state.tasks.set(task.task_id, task);
   renderTasks();
   if (state.selected === task.task_id) renderDetail(task);
@@ -223,7 +225,7 @@ async function submit(event) {
   const button = event.target.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const answer = await call("/assign-task", { method: "POST", body, api: true });
+    const answer = await call("/assign-task", { method: "POST", body, base: "api" });
     $("#submit-result").textContent = `Task ${answer.task_id.slice(0, 8)}… → ${answer.assigned_agent} (${answer.status})`;
     event.target.querySelector("textarea").value = "";
     await select(answer.task_id);
@@ -237,7 +239,7 @@ async function submit(event) {
 
 async function sendFeedback(taskId, score) {
   try {
-    const answer = await call(`/tasks/${encodeURIComponent(taskId)}/feedback`, { method: "POST", body: { score }, api: true });
+    const answer = await call(`/tasks/${encodeURIComponent(taskId)}/feedback`, { method: "POST", body: { score }, base: "api" });
     await refreshTask(taskId);
     $("#feedback-result") && ($("#feedback-result").textContent = `Thanks: reward ${num(answer.reward, 2)} to ${answer.agent_id}.`);
   } catch (error) {
@@ -248,17 +250,41 @@ async function sendFeedback(taskId, score) {
 
 // -- live events ------------------------------------------------------------------------------------------
 
+function closeSockets() {
+  const sockets = state.sockets;
+  state.sockets = [];
+  sockets.forEach((socket) => socket.close());
+}
+
+/** One WebSocket to this origin; in split mode alerts come from here (monitoring publishes them) and
+ * everything else from the orchestrator, whose process publishes the tasks' events. */
 function connect() {
-  const url = new URL("/ws/events", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  closeSockets();
+  const streams = state.config.api_base ? [["", "alert.*"], [state.config.api_base, "task.*,feedback.*,policy.*"]]
+                                        : [["", "*"]];
+  for (const [base, types] of streams) open(base, types);
+}
+
+function open(base, types) {
+  const url = new URL("/ws/events", base || location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("types", types);
   url.searchParams.set("replay", "20");
   if (state.token) url.searchParams.set("token", state.token);
   const socket = new WebSocket(url);
-  state.socket = socket;
-  socket.onopen = () => { $("#live").className = "live on"; $("#live").textContent = "● live"; };
+  state.sockets.push(socket);
+  const live = () => state.sockets.length > 0 && state.sockets.every((s) => s.readyState === WebSocket.OPEN);
+  const show = () => {
+    $("#live").className = live() ? "live on" : "live off";
+    $("#live").textContent = live() ? "● live" : "● offline";
+  };
+  socket.onopen = show;
   socket.onclose = () => {
-    $("#live").className = "live off"; $("#live").textContent = "● offline";
-    if (state.socket === socket && !$("#app").hidden) setTimeout(connect, 2000);
+    show();
+    if (state.sockets.includes(socket) && !$("#app").hidden) {
+      state.sockets = state.sockets.filter((s) => s !== socket);
+      setTimeout(() => open(base, types), 2000);
+    }
   };
   socket.onmessage = (message) => onEvent(JSON.parse(message.data));
 }
@@ -292,7 +318,7 @@ function guard(error) {
 
 async function whoami() {
   if (!state.config.auth_enabled) { state.role = "admin"; return; }
-  const me = await call("/auth/me", { api: true });
+  const me = await call("/auth/me", { base: "auth" });
   state.role = me.role;
   $("#whoami").textContent = `${me.name} (${me.role}, ${me.tenant_id})`;
   $("#logout").hidden = false;
