@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from agent_lightning.core.errors import NotFound
 from agent_lightning.core.http import ERROR_RESPONSES
-from agent_lightning.monitoring.schemas import AlertList, DashboardConfig, Summary
+from agent_lightning.monitoring.schemas import AlertList, DashboardConfig, DashboardFile, DashboardPage, Summary
 from agent_lightning.monitoring.service import MonitoringService
 
 STATIC = Path(__file__).with_name("static")
@@ -44,7 +44,7 @@ def dashboard_router(monitoring: MonitoringService) -> APIRouter:
     assets = {p.name: p for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
 
     @api.get("/dashboard", response_class=HTMLResponse, summary="The dashboard (a single page)",
-             responses={200: {"content": {"text/html": {}}, "description": "The page."}})
+             responses={200: {"model": DashboardPage, "description": "The page (text/html)."}})
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
@@ -52,9 +52,8 @@ def dashboard_router(monitoring: MonitoringService) -> APIRouter:
     async def config() -> DashboardConfig:
         return monitoring.config()
 
-    @api.get("/dashboard/assets/{name}", summary="A file of the page (script, style)",
-             response_class=FileResponse, responses={200: {"content": {"text/javascript": {}, "text/css": {}},
-                                                           "description": "The file."}})
+    @api.get("/dashboard/assets/{name}", summary="A file of the page (script, style)", response_class=FileResponse,
+             responses={200: {"model": DashboardFile, "description": "The file (text/javascript or text/css)."}})
     async def asset(name: str) -> FileResponse:
         path = assets.get(name)
         if path is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 Severity = Literal["warning", "critical"]
 AlertState = Literal["firing", "resolved"]
@@ -108,6 +108,14 @@ class AlertList(BaseModel):
     resolved: list[Alert] = Field(description="Recently resolved alerts, newest first.")
     evaluated_at: datetime | None = Field(description="When the rules last ran for this tenant.")
     rules: list[Rule]
+
+
+class DashboardPage(RootModel[str]):
+    """The dashboard: one HTML page."""
+
+
+class DashboardFile(RootModel[str]):
+    """A file of the dashboard page: its script (text/javascript) or its style sheet (text/css)."""
 
 
 class DashboardConfig(BaseModel):
