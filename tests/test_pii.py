@@ -4,6 +4,7 @@ to external providers (a real openai-compatible upstream over HTTP)."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -124,3 +125,14 @@ async def test_prompts_to_external_providers_are_masked_when_asked(settings, ups
         assert sent[1]["content"] == "Email [EMAIL] the invoice, IBAN [IBAN]"
     else:
         assert "ada@example.com" in sent[1]["content"] and "Ada Lovelace" in sent[0]["content"]
+
+
+def test_standard_library_records_are_masked_too(caplog):
+    configure_logging("INFO", json=True, mask_pii=True)
+    try:
+        raise ValueError("bad address ada@example.com")
+    except ValueError:
+        logging.getLogger("uvicorn.error").exception("client %s sent %r", "203.0.113.9", {"phone": "+44 20 7946 0958"})
+    [record] = [r for r in caplog.records if r.name == "uvicorn.error"]
+    assert record.getMessage() == "client [IP] sent {'phone': '[PHONE]'}"
+    assert "ValueError: bad address [EMAIL]" in caplog.text and "ada@example.com" not in caplog.text

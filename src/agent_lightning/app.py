@@ -275,12 +275,13 @@ def build_platform(
         memory = memory_svc
     elif settings.memory_url:
         memory = MemoryClient(remote("memory", settings.memory_url))
-    # Validation: in-process when this process serves it or no other process does (intake is always scanned).
+    # Validation: served here, or the orchestrator's (in-process unless ALP_VALIDATION_URL names the service).
     validation_svc: ValidationService | None = None
-    if "validation" in local or not settings.validation_url:
+    validator: Validator | None = None
+    if "validation" in local or ("orchestrator" in local and not settings.validation_url):
         validation_svc = ValidationService(settings=settings, db=db)
-        validator: Validator = validation_svc
-    else:
+        validator = validation_svc
+    elif "orchestrator" in local:
         validator = ValidationClient(remote("validation", settings.validation_url))
 
     platform = Platform(

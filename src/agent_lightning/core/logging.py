@@ -7,7 +7,8 @@ import uuid
 from contextvars import ContextVar
 
 import structlog
-from agent_lightning.core.pii import mask_log_event
+
+from agent_lightning.core.pii import mask_log_event, mask_stdlib_logs
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
@@ -39,6 +40,7 @@ def configure_logging(level: str = "INFO", json: bool = True, mask_pii: bool = T
     """Route stdlib and structlog output through one renderer; with `mask_pii`, personal data in any field
     is masked first (core/pii.py)."""
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    mask_stdlib_logs(mask_pii)  # uvicorn's, SQLAlchemy's and taskiq's records too
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -13,6 +13,7 @@ prompts sent to external providers (``ALP_PII_MASK_PROVIDERS``) and by the valid
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -181,3 +182,24 @@ def mask_log_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> di
         if key not in SKIP_KEYS:
             event_dict[key] = mask_value(value, key)
     return event_dict
+
+
+_plain_record_factory = logging.getLogRecordFactory()
+
+
+def _masking_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _plain_record_factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed call: let the handler report it as usual
+        return record
+    record.msg, record.args = mask_pii(message), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = mask_pii(logging.Formatter().formatException(record.exc_info))
+    return record
+
+
+def mask_stdlib_logs(enabled: bool) -> None:
+    """Mask the messages and tracebacks of standard-library log records (uvicorn, SQLAlchemy, taskiq …) as they
+    are created, whatever handlers print them; `enabled=False` restores the plain records."""
+    logging.setLogRecordFactory(_masking_record_factory if enabled else _plain_record_factory)
