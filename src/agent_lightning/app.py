@@ -61,6 +61,10 @@ from agent_lightning.orchestrator.schemas import Router
 from agent_lightning.orchestrator.service import OrchestratorService, feedback_reward
 from agent_lightning.orchestrator.worker import TaskWorker
 from agent_lightning.realtime import api as realtime_api
+from agent_lightning.workflows import api as workflows_api
+from agent_lightning.workflows.gateway import OrchestratorTasksClient
+from agent_lightning.workflows.schemas import TaskGateway
+from agent_lightning.workflows.service import WorkflowService
 from agent_lightning.validation import api as validation_api
 from agent_lightning.validation.client import ValidationClient
 from agent_lightning.validation.schemas import Validator
@@ -68,7 +72,7 @@ from agent_lightning.validation.service import ValidationService
 
 log = get_logger(__name__)
 
-SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory", "validation", "monitoring")
+SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory", "validation", "monitoring", "workflows")
 """Services that can run in their own process. The agent registry is served with execution."""
 
 
@@ -92,6 +96,7 @@ class Platform:
     knowledge_service: KnowledgeService | None = None
     memory: MemoryStore | None = None
     memory_service: MemoryService | None = None
+    workflows: WorkflowService | None = None
     validation: Validator | None = None
     validation_service: ValidationService | None = None
     monitoring: MonitoringService | None = None
@@ -126,7 +131,10 @@ class Platform:
         if self.execution is not None:
             for execution_id in await self.execution.requeue_unfinished(sole_worker=sole_worker):
                 await self.execution.enqueue(execution_id)
-        if self.orchestrator is not None or self.execution is not None:
+        if self.workflows is not None:
+            for run_id in await self.workflows.recoverable(sole_worker=sole_worker):
+                await self.workflows.enqueue(run_id)
+        if self.orchestrator is not None or self.execution is not None or self.workflows is not None:
             self.background.add(asyncio.create_task(self._sweep_orphans()))
         self.queue.consume()  # with a real broker, this process takes its services' jobs from here on
         if self.monitoring is not None:
@@ -145,6 +153,9 @@ class Platform:
                 if self.execution is not None:
                     for execution_id in await self.execution.requeue_unfinished(sole_worker=False, include_waiting=False):
                         await self.execution.enqueue(execution_id)
+                if self.workflows is not None:
+                    for run_id in await self.workflows.recoverable(sole_worker=False, include_waiting=False):
+                        await self.workflows.enqueue(run_id)
             except Exception:
                 log.exception("orphan_sweep_failed")
 
@@ -337,6 +348,14 @@ def build_platform(
         if knowledge is not None:
             bus.subscribe("feedback.received", _learn_from_feedback(platform))
 
+    if "workflows" in local:
+        # A run's agent tasks go through the orchestrator: in this process, or over HTTP.
+        tasks: TaskGateway | None = platform.orchestrator
+        if tasks is None:
+            tasks = OrchestratorTasksClient(remote("orchestrator", settings.orchestrator_url))
+        platform.workflows = WorkflowService(settings=settings, db=db, bus=bus, tasks=tasks)
+        platform.workflows.enqueue = _queue(queue, "workflows.run", platform.workflows.run_queued, platform.jobs)
+
     if "monitoring" in local:
         # Services of other processes are probed on /health; the dashboard calls the orchestrator where it is.
         urls = {"orchestrator": settings.orchestrator_url, "execution": (settings.execution_urls or [None])[0],
@@ -460,6 +479,9 @@ def create_app(
             app.include_router(router)
 
     include(metrics_router(metrics))
+    if platform.workflows is not None:  # the builder page first: /workflows/builder is not a workflow id
+        app.include_router(workflows_api.builder_router())  # the page and its files: no data, logs in itself
+        include(workflows_api.router(platform.workflows))
     app.include_router(realtime_api.router(platform.bus))  # authenticates its own handshake
 
     if platform.orchestrator is not None:

@@ -44,6 +44,8 @@ knowledge_app = typer.Typer(help="The knowledge base: add documents, search, sta
 app.add_typer(knowledge_app, name="knowledge")
 users_app = typer.Typer(help="Accounts for authentication (ALP_AUTH_ENABLED).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+workflows_app = typer.Typer(help="Workflows: list, run, export to Python.", no_args_is_help=True)
+app.add_typer(workflows_app, name="workflows")
 
 console = Console()
 err = Console(stderr=True)
@@ -683,3 +685,80 @@ def knowledge_search(
 def knowledge_stats(url: str = URL_OPTION) -> None:
     """Counts, usage and the vector backend."""
     console.print_json(json.dumps(_call(url, "GET", "/knowledge/stats")))
+
+
+# -- workflows -----------------------------------------------------------------------------------------------
+
+
+def _input_pair(pair: str) -> tuple[str, str]:
+    name, sep, value = pair.partition("=")
+    if not sep or not name:
+        err.print(f"[red]--input takes NAME=VALUE, not {pair!r}.[/]")
+        raise typer.Exit(2)
+    return name, value
+
+
+@workflows_app.command("list")
+def workflows_list(url: str = URL_OPTION) -> None:
+    """The workflows, most recently changed first."""
+    table = _table("id", "version", "name", "updated")
+    for item in _call(url, "GET", "/workflows")["items"]:
+        table.add_row(item["id"], f"v{item['latest_version']}", item["name"], item["updated_at"][:19])
+    console.print(table)
+
+
+@workflows_app.command("run")
+def workflows_run(
+    workflow_id: str,
+    input: list[str] = typer.Option(None, "--input", "-i", help="NAME=VALUE, repeatable."),
+    version: int = typer.Option(None, "--version", help="Run this version; default the latest."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the run and print its outputs."),
+    timeout: float = typer.Option(600, help="Seconds to wait."),
+    url: str = URL_OPTION,
+) -> None:
+    """Start a run with inputs; wait for it and print each node's status and the outputs."""
+    body: dict[str, Any] = {"inputs": dict(_input_pair(p) for p in input or [])}
+    if version:
+        body["version"] = version
+    accepted = _call(url, "POST", f"/workflows/{workflow_id}/runs", json=body)
+    console.print(f"Run [bold]{accepted['run_id']}[/] of {workflow_id} v{accepted['version']}")
+    if not wait:
+        return
+    deadline = time.monotonic() + timeout
+    with console.status("Running…"):
+        while True:
+            run = _call(url, "GET", f"/workflows/runs/{accepted['run_id']}")
+            if run["status"] in FINISHED:
+                break
+            if time.monotonic() > deadline:
+                err.print(f"[red]Still {run['status']} after {timeout:.0f} s.[/]")
+                raise typer.Exit(1)
+            time.sleep(0.3)
+    table = _table("node", "type", "status", "task", "error")
+    for node in run["nodes"]:
+        table.add_row(node["node_id"], node["type"], node["status"], node["task_id"] or "", node["error"] or "")
+    console.print(table)
+    colour = "green" if run["status"] == "succeeded" else "red"
+    console.print(f"[{colour}]{run['status']}[/]" + (f": {run['error']}" if run["error"] else ""))
+    console.print_json(data=run["outputs"])
+    if run["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@workflows_app.command("export")
+def workflows_export(
+    workflow_id: str,
+    version: int = typer.Option(None, "--version"),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the script here instead of printing it."),
+    url: str = URL_OPTION,
+) -> None:
+    """The workflow as a Python script that runs it against the HTTP API."""
+    params: dict[str, Any] = {"language": "python"}
+    if version:
+        params["version"] = version
+    exported = _call(url, "GET", f"/workflows/{workflow_id}/export", params=params)
+    if output is None:
+        sys.stdout.write(exported["code"])
+        return
+    output.write_text(exported["code"])
+    console.print(f"Wrote {output} (v{exported['version']}); run it with: python {output} --url {url}")

@@ -17,6 +17,7 @@ SERVICE_PORTS: dict[str, int] = {
     "models": 8005,
     "knowledge": 8006,
     "memory": 8012,
+    "workflows": 8007,
     "validation": 8024,
     "monitoring": 8051,
 }
@@ -78,6 +79,9 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     retry_backoff_s: float = 0.5
     lease_s: float = 300.0
+    workflow_max_recoveries: int = Field(
+        default=3, ge=0, description="Times a workflow run resumes after its process stopped, then it fails."
+    )
     latency_target_s: float = 30.0
 
     # Models.
