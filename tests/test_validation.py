@@ -178,3 +178,29 @@ async def test_settings_turn_rules_off_and_change_what_blocks(settings):
         answer = await client.post("/assign-task", json={"description": f"Use {GITHUB_TOKEN} to push", "force_execute": True})
         assert answer.status_code == 200 and any(w.startswith("secret.token") for w in answer.json()["warnings"])
         await wait_for_status(client, answer.json()["task_id"])
+
+
+async def test_with_auth_roles_and_tenants_apply(settings):
+    from pydantic import SecretStr
+
+    from agent_lightning.core.tenancy import set_tenant
+
+    secured = settings.model_copy(update={"auth_enabled": True, "auth_secret": SecretStr("s" * 48)})
+    async with running_app(secured) as client:
+        for name, role, tenant in (("vera", "viewer", "default"), ("otto", "operator", "default"), ("olga", "operator", "acme")):
+            set_tenant(tenant)
+            try:
+                await client.app.state.auth.create_user(name, "correct horse battery", role)
+            finally:
+                set_tenant("default")
+        headers = {}
+        for name in ("vera", "otto", "olga"):
+            token = (await client.post("/auth/token", data={"username": name, "password": "correct horse battery",
+                                                            "tenant": "acme" if name == "olga" else "default"})).json()
+            headers[name] = {"Authorization": f"Bearer {token['access_token']}"}
+        body = {"task": "Write a haiku", "task_id": "auth-1"}
+        assert (await client.post("/validate", json=body)).status_code == 401
+        assert (await client.post("/validate", json=body, headers=headers["vera"])).status_code == 403
+        assert (await client.post("/validate", json=body, headers=headers["otto"])).status_code == 200
+        assert (await client.get("/validation/auth-1", headers=headers["vera"])).status_code == 200
+        assert (await client.get("/validation/auth-1", headers=headers["olga"])).status_code == 404  # another tenant's

@@ -61,6 +61,10 @@ from agent_lightning.orchestrator.schemas import Router
 from agent_lightning.orchestrator.service import OrchestratorService, feedback_reward
 from agent_lightning.orchestrator.worker import TaskWorker
 from agent_lightning.realtime import api as realtime_api
+from agent_lightning.validation import api as validation_api
+from agent_lightning.validation.client import ValidationClient
+from agent_lightning.validation.schemas import Validator
+from agent_lightning.validation.service import ValidationService
 from agent_lightning.workflows import api as workflows_api
 from agent_lightning.workflows.gateway import OrchestratorTasksClient
 from agent_lightning.workflows.schemas import TaskGateway
@@ -96,6 +100,8 @@ class Platform:
     knowledge_service: KnowledgeService | None = None
     memory: MemoryStore | None = None
     memory_service: MemoryService | None = None
+    validation: Validator | None = None
+    validation_service: ValidationService | None = None
     workflows: WorkflowService | None = None
     validation: Validator | None = None
     validation_service: ValidationService | None = None

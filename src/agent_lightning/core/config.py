@@ -17,6 +17,7 @@ SERVICE_PORTS: dict[str, int] = {
     "models": 8005,
     "knowledge": 8006,
     "memory": 8012,
+    "validation": 8024,
     "workflows": 8007,
     "validation": 8024,
     "monitoring": 8051,

@@ -15,6 +15,7 @@ from agent_lightning.knowledge import tables as _knowledge  # noqa: F401
 from agent_lightning.memory import tables as _memory  # noqa: F401
 from agent_lightning.models import tables as _models  # noqa: F401
 from agent_lightning.orchestrator import tables as _orchestrator  # noqa: F401
+from agent_lightning.validation import tables as _validation  # noqa: F401
 from agent_lightning.workflows import tables as _workflows  # noqa: F401
 from agent_lightning.validation import tables as _validation  # noqa: F401
 
