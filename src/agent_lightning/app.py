@@ -31,6 +31,7 @@ from agent_lightning.core.db import Database
 from agent_lightning.core.errors import Unavailable
 from agent_lightning.core.events import Event, InProcessBus
 from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware, install_error_handlers
+from agent_lightning.core import tracing
 from agent_lightning.core.logging import configure_logging, get_logger
 from agent_lightning.core.metrics import HTTPMetricsMiddleware, Metrics, metrics_router
 from agent_lightning.core.queue import JobQueue
@@ -429,6 +430,8 @@ def create_app(
     """The FastAPI application serving `services` (all of them by default, on one port)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json, mask_pii=settings.pii_mask_logs)
+    services = tuple(services)
+    tracer_provider = tracing.configure(settings, name=tracing.service_name(services, SERVICES), version=__version__)
     if settings.auth_enabled:
         AuthService.check_settings(settings)  # before anything starts
     platform = build_platform(settings, services, model_service=model_service)
@@ -444,6 +447,7 @@ def create_app(
         finally:
             await platform.stop()
             await limiter.aclose()
+            tracing.shutdown(tracer_provider)  # exports the spans still buffered
 
     app = FastAPI(
         title="Agent Lightning",
@@ -456,6 +460,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.platform = platform
+    tracing.instrument_app(app)  # with ALP_TRACING: a server span per request, traceparent honoured
+    tracing.instrument_engine(platform.db.engine, statements=settings.tracing_db)
     metrics = Metrics()  # a registry per application
     platform.bus.observe(metrics.observe_event)  # what this process publishes: tasks, decisions, rewards
     if platform.model_service is not None:

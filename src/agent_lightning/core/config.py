@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(default=True, description="Apply migrations when a server starts.")
     max_body_bytes: int = Field(default=256 * 1024, description="Requests with a larger body get a 413.")
 
+    # OpenTelemetry traces (see README "Tracing"); the exporter also reads the standard OTEL_* variables.
+    tracing: bool = Field(default=False, description="Trace requests, calls between services, jobs and model calls.")
+    otel_exporter: str = Field(
+        default="otlp", pattern="^(otlp|console|none)$",
+        description="otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), console (JSON lines on stdout) or none.",
+    )
+    tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="Share of new traces kept.")
+    tracing_db: bool = Field(default=True, description="A span for every database statement (with tracing on).")
+
     # Authentication and roles (see README "Authentication and roles").
     auth_enabled: bool = Field(default=False, description="Require a JWT or an API key on every route but health and docs.")
     auth_secret: SecretStr | None = Field(default=None, description="Signs access tokens (HS256); required with auth.")

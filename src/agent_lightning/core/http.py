@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_lightning.core import tracing
 from agent_lightning.core.errors import AppError, PayloadTooLarge
 from agent_lightning.core.logging import CORRELATION_HEADER, correlation_id, get_logger, new_correlation_id
 
@@ -95,6 +96,7 @@ class RequestContextMiddleware:
                 declared = value.decode("latin-1")
         cid = cid or new_correlation_id()
         token = correlation_id.set(cid)
+        tracing.tag_correlation(cid)  # on the request's server span, with ALP_TRACING
         try:
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send)

@@ -7,6 +7,7 @@ import uuid
 from contextvars import ContextVar
 
 import structlog
+from opentelemetry import trace
 
 from agent_lightning.core.pii import mask_log_event, mask_stdlib_logs
 
@@ -36,6 +37,15 @@ def _add_correlation_id(_, __, event_dict: dict) -> dict:
     return event_dict
 
 
+def _add_trace_ids(_, __, event_dict: dict) -> dict:
+    """The ids of the current OpenTelemetry span (with ALP_TRACING), so that logs and traces join."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid and "trace_id" not in event_dict:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", json: bool = True, mask_pii: bool = True) -> None:
     """Route stdlib and structlog output through one renderer; with `mask_pii`, personal data in any field
     is masked first (core/pii.py)."""
@@ -45,6 +55,7 @@ def configure_logging(level: str = "INFO", json: bool = True, mask_pii: bool = T
         processors=[
             structlog.contextvars.merge_contextvars,
             _add_correlation_id,
+            _add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -41,6 +41,7 @@ from taskiq.receiver import Receiver
 from taskiq_nats import PullBasedJetStreamBroker
 from taskiq_redis import RedisStreamBroker
 
+from agent_lightning.core import tracing
 from agent_lightning.core.config import Settings
 from agent_lightning.core.logging import get_logger
 
@@ -279,13 +280,14 @@ class JobQueue:
             raise ValueError(f"The job {name!r} is already registered.")
         broker = make_broker(self.settings, name)
 
-        async def job(record_id: str) -> None:
+        async def job(record_id: str, trace_context: dict[str, str] | None = None) -> None:
             if not self.accepting:
                 return  # stopping: the delivery stays unacknowledged for another process
             current = asyncio.current_task()
             jobs.add(current)
             try:
-                await handler(record_id)
+                with tracing.consume(name, record_id, trace_context):  # joins the trace that queued it
+                    await handler(record_id)
             finally:
                 jobs.discard(current)
 
@@ -293,7 +295,11 @@ class JobQueue:
         self.brokers[name] = broker
 
         async def enqueue(record_id: str) -> None:
-            await task.kiq(record_id)
+            if not tracing.enabled():
+                await task.kiq(record_id)
+                return
+            with tracing.send(name, record_id):  # the job carries this span's context (W3C traceparent)
+                await task.kiq(record_id, trace_context=tracing.inject())
 
         return enqueue
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from agent_lightning.core import tracing
 from agent_lightning.core.errors import AppError, NotFound, Unavailable, UpstreamError
 from agent_lightning.core.logging import CORRELATION_HEADER, current_correlation_id, get_logger
 
@@ -84,6 +85,7 @@ class ServiceCaller:
         self.breakers = {url: CircuitBreaker(breaker_failures, breaker_reset_s) for url in self.base_urls}
         self._next = itertools.cycle(range(len(self.base_urls)))
         self._client = httpx.AsyncClient(timeout=timeout_s)
+        tracing.instrument_client(self._client)  # with ALP_TRACING: a client span and `traceparent` per call
 
     async def close(self) -> None:
         await self._client.aclose()

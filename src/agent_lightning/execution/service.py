@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from agent_lightning.agents.schemas import Agent, AgentRegistry
+from agent_lightning.core import tracing
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, new_id, utcnow
 from agent_lightning.core.errors import AppError, Conflict, NotFound, Unavailable, UpstreamError
@@ -202,10 +203,13 @@ class ExecutionService:
             raise Conflict(f"Agent '{agent_id}' is retired.", code="agent_not_active")
         return agent
 
+    @tracing.traced("execute agent")
     async def _run(self, execution_id: str, request: ExecuteRequest) -> ExecuteResponse:
         started = time.perf_counter()
+        tracing.annotate({"alp.execution.id": execution_id, "alp.task.id": request.task_id})
         try:
             agent = await self._resolve_agent(request)
+            tracing.annotate({"alp.agent.id": agent.id, "alp.agent.version": agent.version})
             knowledge = await self._knowledge(agent, request)
             memory = await self._memory(agent, request)
             chat = await self.models.chat(
@@ -247,6 +251,7 @@ class ExecutionService:
         row = await self._finish(execution_id, status="succeeded", result=result)
         return ExecuteResponse(task_id=row.task_id, result=result, metadata={"agent_id": agent.id})
 
+    @tracing.traced("knowledge retrieval")
     async def _knowledge(self, agent: Agent, request: ExecuteRequest) -> KnowledgeContext | None:
         """The best knowledge for the task within the budget; the task runs without it if search fails."""
         if self.knowledge is None or self.settings.knowledge_budget_tokens <= 0:
@@ -258,8 +263,10 @@ class ExecutionService:
             )
         except Exception as exc:
             log.warning("knowledge_unavailable", error=f"{type(exc).__name__}: {exc}")
+            tracing.record_error(exc)
             return None
 
+    @tracing.traced("memory context")
     async def _memory(self, agent: Agent, request: ExecuteRequest) -> MemoryContext | None:
         """The conversation's context when the request names a session or a user."""
         session_id, user_id = request.context.get("session_id"), request.context.get("user_id")
@@ -274,6 +281,7 @@ class ExecutionService:
             raise
         except Exception as exc:
             log.warning("memory_unavailable", error=f"{type(exc).__name__}: {exc}")
+            tracing.record_error(exc)
             return None
 
     async def _remember(self, memory: MemoryContext | None, agent: Agent, request: ExecuteRequest, answer: str) -> None:

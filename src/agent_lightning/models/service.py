@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from agent_lightning.core import tracing
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, utcnow
 from agent_lightning.core.errors import AppError, Conflict, Invalid, NotFound, Unavailable
@@ -351,7 +352,13 @@ class ModelService:
             return hit
 
         async def call(target: Target) -> ChatResult:
-            return await target.provider.chat(self._for_deployment(request, target.deployment), target.deployment.model)
+            sent = self._for_deployment(request, target.deployment)
+            with tracing.inference(operation="chat", system=target.deployment.provider, model=target.deployment.model,
+                                   alias=request.model, max_tokens=sent.max_tokens, temperature=sent.temperature) as span:
+                result = await target.provider.chat(sent, target.deployment.model)
+                tracing.inference_usage(span, input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens,
+                                        response_model=result.provider_model)
+                return result
 
         try:
             outcome = await self.router.run(targets, call, timeout_s=request.timeout_s)
@@ -462,7 +469,11 @@ class ModelService:
         _, targets = await self._targets(request.model, "embedding")
 
         async def call(target: Target) -> tuple[list[list[float]], int]:
-            return await target.provider.embed(request.input, target.deployment.model)
+            with tracing.inference(operation="embeddings", system=target.deployment.provider,
+                                   model=target.deployment.model, alias=request.model) as span:
+                vectors, tokens = await target.provider.embed(request.input, target.deployment.model)
+                tracing.inference_usage(span, input_tokens=tokens)
+                return vectors, tokens
 
         try:
             outcome = await self.router.run(targets, call)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_lightning.agents.schemas import Agent, AgentRegistry
+from agent_lightning.core import tracing
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, new_id, utcnow
 from agent_lightning.core.errors import AppError, Conflict, Invalid, NotFound
@@ -227,6 +228,7 @@ class OrchestratorService:
 
     # -- intake ----------------------------------------------------------------------------------------
 
+    @tracing.traced("route task")  # the decision, its record and the queued job (README "Tracing")
     async def assign(self, request: AssignTaskRequest) -> AssignTaskResponse:
         """Create a task, choose its agent and queue it (or hold it for review when unsure)."""
         request_hash = _request_hash(request)
@@ -251,6 +253,10 @@ class OrchestratorService:
             agent = next(a for c, a in candidates if c.agent_id == choice.agent_id)
             policy_name = policy.name
             reason = capability_score(agent, request.description).reason(agent.name)
+        tracing.annotate({"alp.task.id": task_id, "alp.policy.name": policy_name, "alp.policy.version": policy.version,
+                          "alp.routing.agent": agent.id, "alp.routing.probability": choice.probability,
+                          "alp.routing.confidence": choice.confidence, "alp.routing.candidates": len(choice.scores),
+                          "alp.routing.state": choice.state})
         warnings = self._warnings(request, choice.confidence) + scan_warnings
         confident = choice.confidence >= self.settings.confidence_threshold
         held = not (confident or request.force_execute or request.agent_id)

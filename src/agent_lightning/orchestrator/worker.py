@@ -12,6 +12,7 @@ import time
 
 from sqlalchemy import update
 
+from agent_lightning.core import tracing
 from agent_lightning.core.db import utcnow
 from agent_lightning.core.errors import AppError
 from agent_lightning.core.events import Event, EventBus
@@ -30,6 +31,13 @@ class _AttemptFailed(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.agent_fault = agent_fault
+
+
+def _attempt_attributes(row: TaskRow, attempt: AttemptRow) -> dict[str, object] | None:
+    if not tracing.enabled():
+        return None
+    return {"alp.task.id": row.id, "alp.attempt.number": attempt.number, "alp.agent.id": row.agent_id,
+            "alp.agent.version": row.agent_version, "alp.correlation_id": row.correlation_id or ""}
 
 
 class TaskWorker:
@@ -63,10 +71,16 @@ class TaskWorker:
             session.add(attempt)
         await self._publish("task.started", row, attempt=attempt.number)
         started = time.perf_counter()
-        try:
-            response = await self._execute(row)
-        except _AttemptFailed as failure:
-            await self._failed(row, attempt, failure, time.perf_counter() - started)
+        with tracing.span("attempt", attributes=_attempt_attributes(row, attempt)) as span:
+            try:
+                response = await self._execute(row)
+            except _AttemptFailed as failure:
+                tracing.record_error(str(failure), span)
+                failed = failure
+            else:
+                failed = None
+        if failed is not None:
+            await self._failed(row, attempt, failed, time.perf_counter() - started)
         else:
             await self._succeeded(row, attempt, response, time.perf_counter() - started)
 
