@@ -70,10 +70,6 @@ from agent_lightning.workflows import api as workflows_api
 from agent_lightning.workflows.gateway import OrchestratorTasksClient
 from agent_lightning.workflows.schemas import TaskGateway
 from agent_lightning.workflows.service import WorkflowService
-from agent_lightning.validation import api as validation_api
-from agent_lightning.validation.client import ValidationClient
-from agent_lightning.validation.schemas import Validator
-from agent_lightning.validation.service import ValidationService
 
 log = get_logger(__name__)
 
@@ -104,8 +100,6 @@ class Platform:
     validation: Validator | None = None
     validation_service: ValidationService | None = None
     workflows: WorkflowService | None = None
-    validation: Validator | None = None
-    validation_service: ValidationService | None = None
     monitoring: MonitoringService | None = None
     callers: list[ServiceCaller] = field(default_factory=list)
     migrate: bool = True

@@ -19,7 +19,6 @@ SERVICE_PORTS: dict[str, int] = {
     "memory": 8012,
     "validation": 8024,
     "workflows": 8007,
-    "validation": 8024,
     "monitoring": 8051,
 }
 """Split-mode default port of each service (see DESIGN.md). The agent registry is served with execution;

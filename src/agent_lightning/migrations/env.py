@@ -17,7 +17,6 @@ from agent_lightning.models import tables as _models  # noqa: F401
 from agent_lightning.orchestrator import tables as _orchestrator  # noqa: F401
 from agent_lightning.validation import tables as _validation  # noqa: F401
 from agent_lightning.workflows import tables as _workflows  # noqa: F401
-from agent_lightning.validation import tables as _validation  # noqa: F401
 
 target_metadata = Base.metadata
 
