@@ -67,6 +67,7 @@ ABOUT_SECURITY = [
     "What does the header -----BEGIN RSA PRIVATE KEY----- mean in a PEM file?",
     "Fix the XSS in the comment field: it renders <script>alert(1)</script> unescaped",
     "Connect to postgresql://app:${DB_PASSWORD}@db:5432/shop from the worker",
+    "Why does the AWS CLI reject the documentation key AKIAIOSFODNN7EXAMPLE?",
 ]
 
 

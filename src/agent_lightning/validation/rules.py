@@ -179,6 +179,11 @@ _PLACEHOLDER = re.compile(
     r"username|user|admin|root|hunter2|123456|qwerty|api[_-]?key|none|null|true|false)\d*)$",
     re.IGNORECASE,
 )
+_EXAMPLE = re.compile(
+    r"example|sample|dummy|fake|placeholder|redacted|x{6,}|X{6,}|0{8,}|1234567890|abcdefghij|your[_-]?(?:api[_-]?)?key",
+    re.IGNORECASE,
+)
+"""A token that documentation shows (AWS's AKIAIOSFODNN7EXAMPLE, sk-xxxxxxxx…): a warning, not a secret."""
 _SECRET_HINT = re.compile(r"[A-Za-z0-9_+/=.-]{16,}|PRIVATE KEY|://|pass|secret|token|key|pwd|auth|cred", re.IGNORECASE)
 """What every secret detect-secrets knows has (a long token, a PEM header, a URL, a keyword): other lines skip it."""
 _plugins = None
@@ -213,11 +218,17 @@ def check_secrets(text: str) -> Iterator[Hit]:
                         continue
                     if (start, end) not in seen:
                         seen.add((start, end))
-                        yield Hit(rule, start, end, secret.type)
+                        if rule != "secret.keyword" and _EXAMPLE.search(value):
+                            yield Hit(rule, start, end, f"{secret.type}, a documentation example", severity="warning")
+                        else:
+                            yield Hit(rule, start, end, secret.type)
         offset += len(line)
     for m in _EXTRA_TOKENS.finditer(text):
         if not any(s <= m.start() < e for s, e in seen):
-            yield Hit("secret.token", m.start(), m.end(), "provider token format")
+            if _EXAMPLE.search(m.group()):
+                yield Hit("secret.token", m.start(), m.end(), "a documentation example", severity="warning")
+            else:
+                yield Hit("secret.token", m.start(), m.end(), "provider token format")
 
 
 # --- HTML -----------------------------------------------------------------------------------------------
