@@ -39,6 +39,7 @@ ABOUT_SECURITY = [
     "Act as a penetration tester and list the OWASP Top 10 risks for our checkout",
     "Deploy the service to 10.0.0.12 with Ansible and open port 443",
     "Mask credit card numbers like 4111 1111 1111 1111 in our logs",
+    "Why does the AWS CLI reject the documentation key AKIAIOSFODNN7EXAMPLE?",
 ]
 
 ATTACKS = [
