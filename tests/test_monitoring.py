@@ -4,13 +4,18 @@ authentication on. Runs on SQLite and PostgreSQL (ALP_TEST_DB)."""
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from agent_lightning.core.db import utcnow
+from agent_lightning.app import create_app
+from agent_lightning.core.db import Database, utcnow
+from agent_lightning.models.service import ModelService
 from agent_lightning.monitoring import records
 from agent_lightning.monitoring.schemas import AlertList, Summary
 from agent_lightning.monitoring.service import percentile
@@ -221,3 +226,51 @@ async def test_roles_with_authentication_on(monitored, provider):
         assert (await client.get("/monitoring/alerts", headers=headers)).status_code == 200
         refused = await client.post("/monitoring/alerts/evaluate", headers=headers)
         assert refused.status_code == 403 and refused.json()["error"]["details"]["required"] == "operator"
+
+
+@asynccontextmanager
+async def metered_app(settings, provider):
+    """The platform with the scripted model behind a model service that writes its usage rows, as a real
+    deployment's does (the tests' usual scripted service keeps no database)."""
+    db = Database(settings.resolved_database_url())
+    models = ModelService(default_model=settings.default_model, settings=settings, db=db)
+    models.register_provider(provider)
+    models.register_alias("local", provider=provider.name, provider_model="scripted-1")
+    app = create_app(settings, model_service=models)
+    try:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://alp") as client:
+                client.app = app
+                yield client
+    finally:
+        await db.close()
+
+
+async def test_model_usage_and_model_errors_alert(monitored, provider):
+    metered = monitored.model_copy(update={"usage_flush_s": 0.05, "alert_failure_rate": 0, "model_retries": 0,
+                                           "model_cooldown_failures": 1000})
+    async with metered_app(metered, provider) as client:
+        for _ in range(2):
+            assert (await run(client, agent_id="full_stack_developer"))["status"] == "succeeded"
+        provider.failures = 1000
+        for _ in range(3):
+            assert (await run(client, agent_id="full_stack_developer"))["status"] == "failed"
+
+        async def usage() -> Summary:
+            for _ in range(200):  # rows are written in batches off the request path
+                summary = Summary.model_validate((await client.get("/monitoring/summary")).json())
+                if summary.models and summary.models[0].requests >= 5:
+                    return summary
+                await asyncio.sleep(0.05)
+            raise AssertionError("usage rows were not written")
+
+        summary = await usage()
+        [local] = summary.models
+        assert (local.model, local.requests, local.errors) == ("local", 5, 3)
+        ok_calls = provider.calls[:2]
+        assert local.completion_tokens == 7 * 2  # the scripted answer's 7 tokens, twice
+        assert local.prompt_tokens == sum(sum(len(m.content.split()) for m in call.messages) for call in ok_calls)
+        firing = {a.id: a for a in (await evaluate(client)).firing}
+        assert firing["model_errors:local"].value == pytest.approx(3 / 4)  # over the window: the last 4 calls
+        assert firing["model_errors:local"].severity == "critical"
+        assert "failure_rate" not in firing  # turned off by its threshold of 0
