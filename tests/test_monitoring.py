@@ -274,3 +274,18 @@ async def test_model_usage_and_model_errors_alert(monitored, provider):
         assert firing["model_errors:local"].value == pytest.approx(3 / 4)  # over the window: the last 4 calls
         assert firing["model_errors:local"].severity == "critical"
         assert "failure_rate" not in firing  # turned off by its threshold of 0
+
+
+async def test_latency_and_queue_backlog_alerts(monitored, provider):
+    quick = monitored.model_copy(update={"alert_latency_p95_s": 0.001, "alert_queue_backlog": 1})
+    async with running_app(quick, provider) as client:
+        first = await run(client, agent_id="data_scientist")
+        await run(client, agent_id="data_scientist")
+        alerts = await evaluate(client)
+        latency = {a.id: a for a in alerts.firing}["latency_p95"]
+        assert latency.value > 0.001 and latency.threshold == 0.001 and latency.severity == "warning"
+        assert "queue_backlog" not in {a.id for a in alerts.firing}
+        async with client.app.state.platform.db.session() as session:  # as if no worker had taken it yet
+            await session.execute(update(records.tasks).where(records.tasks.c.id == first["task_id"])
+                                  .values(status="assigned"))
+        assert {a.id: a for a in (await evaluate(client)).firing}["queue_backlog"].value == 1
