@@ -26,6 +26,12 @@ KEEPALIVE_S = 15.0
 """An SSE comment line is sent after this long without events, so that proxies keep the connection."""
 
 
+class EventStreamResponse(StreamingResponse):
+    """Server-Sent Events; in OpenAPI each message's `data` is an `Event`."""
+
+    media_type = "text/event-stream"
+
+
 @dataclass
 class Filters:
     types: list[str]
@@ -77,21 +83,21 @@ def router(bus, *, max_queued: int = MAX_QUEUED, keepalive_s: float = KEEPALIVE_
                 await websocket.close(code=1011)
 
     @api.get(
-        "/events", tags=["realtime"], response_class=StreamingResponse,
+        "/events", tags=["realtime"], response_class=EventStreamResponse,
         dependencies=[Depends(_stream_credential)],
-        responses={200: {"content": {"text/event-stream": {}}, "description": "One `event:` per bus event; "
-                         "`id:` is the event id, `data:` its JSON envelope."}, **ERROR_RESPONSES, **AUTH_RESPONSES},
+        responses={200: {"model": Event, "description": "One `event:` per bus event; `id:` is the event id, "
+                         "`data:` its JSON envelope (this schema)."}, **ERROR_RESPONSES, **AUTH_RESPONSES},
         summary="Live events of your tenant as Server-Sent Events (resumable with Last-Event-ID)",
     )
     async def event_source(
         wanted: Filters = Depends(filters),
         last_event_id: str | None = Header(default=None, max_length=64,
                                            description="Resume after this event, if the bus still remembers it."),
-    ) -> StreamingResponse:
+    ) -> EventStreamResponse:
         stream = stream_of(wanted)
         backlog = stream.open(wanted.replay, after=last_event_id)
-        return StreamingResponse(_server_sent(stream, backlog, keepalive_s), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return EventStreamResponse(_server_sent(stream, backlog, keepalive_s),
+                                   headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return api
 
