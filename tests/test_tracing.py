@@ -21,7 +21,7 @@ from support import running_app, wait_for_status
 
 @pytest.fixture
 def traced_settings(settings):
-    return settings.model_copy(update={"tracing": True, "otel_exporter": "none"})
+    return settings.model_copy(update={"tracing": True, "otel_exporter": "none", "tracing_db": True})
 
 
 @pytest.fixture
@@ -173,3 +173,23 @@ def test_the_service_name_names_the_services_of_the_process():
     assert tracing.service_name(every, every) == "agent-lightning-all"
     assert tracing.service_name(["orchestrator"], every) == "agent-lightning-orchestrator"
     assert tracing.service_name(["memory", "knowledge"], every) == "agent-lightning-knowledge-memory"
+
+
+def test_the_console_exporter_writes_one_json_line_per_span(settings, capsys):
+    provider = tracing.configure(settings.model_copy(update={"tracing": True, "otel_exporter": "console"}),
+                                 name="agent-lightning-orchestrator", version="9.9")
+    with tracing.span("outer", attributes={"alp.task.id": "t1"}):
+        with tracing.span("inner"):
+            pass
+    tracing.shutdown(provider)  # flushes the batch
+    assert not tracing.enabled()
+    spans = {s["name"]: s for s in map(json.loads, (line for line in capsys.readouterr().out.splitlines()
+                                                    if line.startswith('{"name"')))}
+    assert spans["inner"]["parent_id"] == spans["outer"]["context"]["span_id"]
+    assert spans["outer"]["attributes"] == {"alp.task.id": "t1"}
+    assert spans["outer"]["resource"]["attributes"]["service.name"] == "agent-lightning-orchestrator"
+
+
+def test_an_unknown_exporter_is_refused_by_the_settings(settings):
+    with pytest.raises(ValueError):
+        type(settings)(_env_file=None, otel_exporter="jaeger")

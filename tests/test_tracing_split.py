@@ -26,6 +26,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, Span]] = []
+        self.scopes: set[str] = set()
         self.lock = threading.Lock()
         receiver = self
 
@@ -37,6 +38,7 @@ class Receiver:
                     for resource_spans in request.resource_spans:
                         attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
                         for scope_spans in resource_spans.scope_spans:
+                            receiver.scopes.add(scope_spans.scope.name)
                             receiver.spans.extend((attributes["service.name"], s) for s in scope_spans.spans)
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
@@ -125,3 +127,4 @@ def test_a_task_is_one_trace_across_the_orchestrator_and_execution_processes(clu
     registry_calls = [s for svc, s in spans if svc == "agent-lightning-execution" and s.name.startswith("GET /api/v2/agents")
                       and s.trace_id == trace_id]
     assert registry_calls and all(orchestrator_spans[s.parent_span_id].parent_span_id == route.span_id for s in registry_calls)
+    assert "opentelemetry.instrumentation.sqlalchemy" not in receiver.scopes  # statement spans are opt-in (ALP_TRACING_DB)

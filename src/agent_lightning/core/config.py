@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         description="otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT), console (JSON lines on stdout) or none.",
     )
     tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="Share of new traces kept.")
-    tracing_db: bool = Field(default=True, description="A span for every database statement (with tracing on).")
+    tracing_db: bool = Field(default=False, description="A span for every database statement in a trace (costly).")
 
     # Authentication and roles (see README "Authentication and roles").
     auth_enabled: bool = Field(default=False, description="Require a JWT or an API key on every route but health and docs.")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
@@ -93,7 +94,7 @@ def _exporter(kind: str) -> SpanExporter | None:
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter(formatter=_one_line)
+        return ConsoleSpanExporter(out=sys.stdout, formatter=_one_line)  # today's stdout, not the one at import
     if kind == "none":
         return None  # spans still give the logs their trace ids
     raise ValueError(f"ALP_OTEL_EXPORTER: {kind!r} is not one of {', '.join(EXPORTERS)}.")
