@@ -100,7 +100,7 @@ async def test_validate_scores_statuses_and_stored_reports(client):
         "task": "Summarise the deployment notes", "task_id": "v-result",
         "result": f"Done. I used the token {GITHUB_TOKEN}.", "execution_log": "step 1 ok"})).json()
     assert len(with_result["checks"]) == 9 and with_result["score"] == round(8 / 9, 4)
-    assert with_result["status"] == "partial" and with_result["blocked"]
+    assert with_result["status"] == "failed" and with_result["blocked"]  # a blocking finding fails, whatever the score
     assert {(f["rule"], f["field"], f["check"]) for f in with_result["findings"]} == {
         ("secret.token", "result", "result_secrets")}
 
@@ -130,8 +130,8 @@ async def test_batch_validate(client):
     ]})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert [r["status"] for r in body["items"]] == ["passed", "partial", "partial"]
-    assert (body["passed"], body["partial"], body["failed"]) == (1, 2, 0)
+    assert [r["status"] for r in body["items"]] == ["passed", "partial", "failed"]
+    assert (body["passed"], body["partial"], body["failed"]) == (1, 1, 1)
     assert body["items"][2]["blocked"] and not body["items"][1]["blocked"]
     assert {f["rule"] for f in body["items"][1]["findings"]} == {"pii.phone", "pii.name"}
     assert (await client.get("/validation/b-3")).json()["blocked"] is True

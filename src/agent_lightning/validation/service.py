@@ -113,8 +113,8 @@ class ValidationService:
         outcomes = [CheckOutcome(name=c, passed=c not in failing, findings=sum(f.check == c for f in findings))
                     for c in checks]
         score = round(sum(o.passed for o in outcomes) / len(outcomes), 4)
-        status = status_of(score)
         blocked = any(f.blocking for f in findings)
+        status = "failed" if blocked else status_of(score)  # what intake would reject has not passed at all
         return ValidationReport(
             task_id=request.task_id or new_id(),
             status=status,
