@@ -262,7 +262,7 @@ async def test_model_usage_and_model_errors_alert(monitored, provider):
                 if summary.models and summary.models[0].requests >= 5:
                     return summary
                 await asyncio.sleep(0.05)
-            raise AssertionError("usage rows were not written")
+            raise AssertionError(f"usage rows were not written: {summary.models}")
 
         summary = await usage()
         [local] = summary.models

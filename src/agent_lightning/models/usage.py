@@ -142,8 +142,13 @@ class UsageRecorder:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.flush_s)
-        await self.flush()
+        """Write a batch every `flush_s` until none is left: rows recorded while a batch was being written
+        go with the next one (this task is still running then, so `record` starts no other)."""
+        while True:
+            await asyncio.sleep(self.flush_s)
+            await self.flush()
+            if not self._pending:
+                return
 
     async def flush(self) -> None:
         """Write every buffered usage row."""
