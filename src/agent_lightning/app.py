@@ -24,7 +24,7 @@ from agent_lightning.agents.schemas import AgentRegistry
 from agent_lightning.agents.service import AgentService
 from agent_lightning.auth import api as auth_api
 from agent_lightning.auth.service import AuthService
-from agent_lightning.core.auth import AUTH_RESPONSES, by_method, install_auth_errors, service_credentials
+from agent_lightning.core.auth import AUTH_RESPONSES, by_method, service_credentials
 from agent_lightning.core.brokers import BrokerBus, make_bus
 from agent_lightning.core.config import Settings, get_settings
 from agent_lightning.core.db import Database
@@ -462,7 +462,6 @@ def create_app(
         platform.model_service.usage.listeners.append(metrics.observe_usage)
     app.state.metrics = metrics
     install_error_handlers(app)
-    install_auth_errors(app)
     # The last added runs first: metrics → correlation id and body size → rate limit → routing, validation.
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

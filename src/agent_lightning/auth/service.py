@@ -14,19 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from agent_lightning.auth.schemas import ApiKey, ApiKeyCreated, TokenResponse, User
 from agent_lightning.auth.tables import ApiKeyRow, UserRow
-from agent_lightning.core.auth import (
-    API_KEY_PREFIX,
-    ROLES,
-    Forbidden,
-    Principal,
-    Role,
-    Unauthenticated,
-    sign,
-    verify,
-)
+from agent_lightning.core.auth import API_KEY_PREFIX, ROLES, Principal, Role, sign, verify
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, utcnow
-from agent_lightning.core.errors import Conflict, Invalid, NotFound
+from agent_lightning.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from agent_lightning.core.events import Event, EventBus
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.tenancy import current_tenant

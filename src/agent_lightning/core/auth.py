@@ -18,13 +18,12 @@ from typing import Any, Literal, Protocol
 
 import jwt
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pydantic import BaseModel
 
-from agent_lightning.core.errors import AppError
-from agent_lightning.core.http import ErrorBody, error_response
+from agent_lightning.core.errors import Forbidden, Unauthenticated
+from agent_lightning.core.http import ErrorBody
 from agent_lightning.core.tenancy import current_tenant, set_tenant
 
 Role = Literal["viewer", "operator", "admin"]
@@ -48,20 +47,6 @@ class Principal(BaseModel):
     name: str
     tenant_id: str
     role: Role
-
-
-class Unauthenticated(AppError):
-    """Missing, invalid or expired credential (answered with `WWW-Authenticate: Bearer`)."""
-
-    status = 401
-    code = "unauthenticated"
-
-
-class Forbidden(AppError):
-    """A valid credential whose role is too low."""
-
-    status = 403
-    code = "forbidden"
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
@@ -161,13 +146,3 @@ def by_method(write: Role = "operator"):
 
     dependency.__name__ = f"viewer_reads_{write}_writes"
     return dependency
-
-
-def install_auth_errors(app: FastAPI) -> None:
-    """401s carry `WWW-Authenticate: Bearer` (the generic AppError handler has no headers)."""
-
-    @app.exception_handler(Unauthenticated)
-    async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response

@@ -6,10 +6,11 @@ from typing import Any
 
 
 class AppError(Exception):
-    """Base of every error a client may see."""
+    """Base of every error a client may see (`headers` go on its response)."""
 
     status = 400
     code = "bad_request"
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -17,6 +18,21 @@ class AppError(Exception):
         self.details = details
         if code:
             self.code = code
+
+
+class Unauthenticated(AppError):
+    """Missing, invalid or expired credential."""
+
+    status = 401
+    code = "unauthenticated"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(AppError):
+    """A valid credential whose role is too low."""
+
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(AppError):

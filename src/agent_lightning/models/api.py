@@ -66,9 +66,8 @@ class OpenAIErrorRoute(APIRoute):
                 return _validation_error(exc)
             except AppError as exc:
                 status = 400 if exc.status == 422 else exc.status  # OpenAI answers invalid requests with 400
-                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
                 return JSONResponse(error_body(status, exc.message, exc.code, _param(exc)), status_code=status,
-                                    headers=headers)
+                                    headers=exc.headers)
 
         return route
 

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.requests import HTTPConnection
 
-from agent_lightning.core.auth import AUTH_RESPONSES, Authenticator, Unauthenticated
+from agent_lightning.core.auth import AUTH_RESPONSES, Authenticator
+from agent_lightning.core.errors import Unauthenticated
 from agent_lightning.core.events import Event
 from agent_lightning.core.http import ERROR_RESPONSES
 from agent_lightning.core.logging import get_logger
