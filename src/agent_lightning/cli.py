@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -277,24 +278,26 @@ def task_submit(
         console.print(f"Release it with: alp task approve {assigned['task_id']}")
         raise typer.Exit(3)
     if wait:
-        task = _wait(url, assigned["task_id"], timeout)
+        task = _wait(url, f"/tasks/{assigned['task_id']}", timeout,
+                     lambda t: f"Task {t['status']}… (attempt {t['attempts_count']}/{t['max_attempts']})")
         _print_result(task)
         if task["status"] != "succeeded":
             raise typer.Exit(1)
 
 
-def _wait(url: str, task_id: str, timeout: float) -> dict:
+def _wait(url: str, path: str, timeout: float, describe: Callable[[dict], str]) -> dict:
+    """Poll `path` (a task or a workflow run) until its status is final; `describe` says where it is."""
     deadline = time.monotonic() + timeout
-    with console.status("Waiting for the agent…") as status:
+    with console.status("Waiting…") as status:
         while True:
-            task = _call(url, "GET", f"/tasks/{task_id}")
-            status.update(f"Task {task['status']}… (attempt {task['attempts_count']}/{task['max_attempts']})")
-            if task["status"] in FINISHED:
-                return task
+            record = _call(url, "GET", path)
+            status.update(describe(record))
+            if record["status"] in FINISHED:
+                return record
             if time.monotonic() > deadline:
-                err.print(f"[red]Still {task['status']} after {timeout:.0f} s.[/]")
+                err.print(f"[red]Still {record['status']} after {timeout:.0f} s.[/]")
                 raise typer.Exit(1)
-            time.sleep(0.5)
+            time.sleep(0.3)
 
 
 def _print_result(task: dict) -> None:
@@ -724,16 +727,7 @@ def workflows_run(
     console.print(f"Run [bold]{accepted['run_id']}[/] of {workflow_id} v{accepted['version']}")
     if not wait:
         return
-    deadline = time.monotonic() + timeout
-    with console.status("Running…"):
-        while True:
-            run = _call(url, "GET", f"/workflows/runs/{accepted['run_id']}")
-            if run["status"] in FINISHED:
-                break
-            if time.monotonic() > deadline:
-                err.print(f"[red]Still {run['status']} after {timeout:.0f} s.[/]")
-                raise typer.Exit(1)
-            time.sleep(0.3)
+    run = _wait(url, f"/workflows/runs/{accepted['run_id']}", timeout, lambda r: f"Run {r['status']}…")
     table = _table("node", "type", "status", "task", "error")
     for node in run["nodes"]:
         table.add_row(node["node_id"], node["type"], node["status"], node["task_id"] or "", node["error"] or "")
