@@ -183,13 +183,6 @@ class Settings(BaseSettings):
     )
     auth_url: str | None = Field(default=None, description="Split mode: where the auth service (logins) is.")
 
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
-        return value
-
     # Validation and PII masking (see README "Validation and PII masking").
     validation_enabled: bool = Field(default=True, description="Scan every task's texts at intake.")
     validation_block_severity: Literal["high", "warning", "never"] = Field(
@@ -249,9 +242,10 @@ class Settings(BaseSettings):
             return [rule.strip() for rule in value.split(",") if rule.strip()]
         return value
 
-    @field_validator("execution_urls", mode="before")
+    @field_validator("execution_urls", "cors_origins", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
+        """Comma-separated URLs (replicas, CORS origins), without trailing slashes."""
         if isinstance(value, str):
             return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
         return value
