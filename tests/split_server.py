@@ -6,7 +6,7 @@ Configuration comes from ALP_* variables like any deployment; the model is the s
 (registered through the model service's interface). With BREAK_V2=1 the primary execute endpoint
 answers 500, to prove the orchestrator falls back to /agents/execute. With SPLIT_MODELS=quoting the model
 answers by quoting the knowledge and memories in its prompt, and embeddings are real (tests/embedded.py).
-GET /_hits counts requests per path.
+GET /_hits counts requests per path. SCRIPTED_DELAY_S makes the scripted model that slow.
 """
 
 from __future__ import annotations
@@ -15,25 +15,27 @@ import os
 import sys
 from collections import Counter
 
-import uvicorn
 from fastapi.responses import JSONResponse
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from agent_lightning.app import create_app  # noqa: E402
-from agent_lightning.core.config import Settings  # noqa: E402
-from scripted import scripted_models  # noqa: E402
+from scripted import ScriptedProvider, scripted_models
+
+from agent_lightning.app import create_app
+from agent_lightning.cli import run_server
+from agent_lightning.core.config import Settings
 
 
 def main() -> None:
     services, port = sys.argv[1].split(","), int(sys.argv[2])
     settings = Settings()
+    delay_s = float(os.environ.get("SCRIPTED_DELAY_S", "0"))  # each answer takes this long, like a real model
     if os.environ.get("SPLIT_MODELS") == "quoting":
         from embedded import QuotingProvider, with_embeddings
 
-        models = with_embeddings(settings, QuotingProvider())
+        models = with_embeddings(settings, QuotingProvider(delay_s=delay_s))
     else:
-        models, _ = scripted_models(settings)
+        models, _ = scripted_models(settings, ScriptedProvider(delay_s=delay_s))
     app = create_app(settings, services, model_service=models, migrate=False)
     hits: Counter[str] = Counter()
 
@@ -41,14 +43,16 @@ def main() -> None:
     async def count_and_break(request, call_next):
         hits[request.url.path] += 1
         if os.environ.get("BREAK_V2") and request.url.path == "/api/v2/agents/execute":
-            return JSONResponse(status_code=500, content={"error": {"code": "internal_error", "message": "broken on purpose"}})
+            return JSONResponse(
+                status_code=500, content={"error": {"code": "internal_error", "message": "broken on purpose"}}
+            )
         return await call_next(request)
 
     @app.get("/_hits", include_in_schema=False)
     async def get_hits() -> dict[str, int]:
         return dict(hits)
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    run_server(app, "127.0.0.1", port, settings)  # as `alp serve` runs it: SIGTERM drains
 
 
 if __name__ == "__main__":

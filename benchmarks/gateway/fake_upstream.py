@@ -1,7 +1,12 @@
-"""An instant fake OpenAI upstream: a bare ASGI app answering every chat completion with the same body."""
+"""A fake OpenAI upstream: a bare ASGI app answering every chat completion with the same body, at once or
+after DELAY seconds (a model at work; benchmarks/recovery).
+
+    python fake_upstream.py PORT [DELAY [HOST]]
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 
@@ -19,6 +24,9 @@ BODY = json.dumps(
 ).encode()
 
 
+DELAY_S = float(sys.argv[2]) if __name__ == "__main__" and len(sys.argv) > 2 else 0.0
+
+
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
@@ -26,9 +34,14 @@ async def app(scope, receive, send):
     while more:
         message = await receive()
         more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    if DELAY_S:
+        await asyncio.sleep(DELAY_S)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
     await send({"type": "http.response.body", "body": BODY})
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error", access_log=False)
+    host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+    uvicorn.run(app, host=host, port=int(sys.argv[1]), log_level="error", access_log=False)

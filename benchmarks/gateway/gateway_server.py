@@ -1,4 +1,5 @@
-"""Our gateway (the models service alone) in front of the fake upstream, as `alp serve models` runs it."""
+"""Our gateway (the models service alone) in front of the fake upstream, as `alp serve models` runs it, with
+the rate limiter off (see run.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,21 @@ if __name__ == "__main__":
     tmp = Path(tempfile.mkdtemp(prefix="alp-bench-"))
     models_file = tmp / "models.json"
     models_file.write_text(
-        json.dumps([{"id": "bench", "deployments": [{"provider": "openai-compatible", "model": "bench-model", "base_url": f"{upstream}/v1", "api_key": "sk-bench"}]}])
+        json.dumps(
+            [
+                {
+                    "id": "bench",
+                    "deployments": [
+                        {
+                            "provider": "openai-compatible",
+                            "model": "bench-model",
+                            "base_url": f"{upstream}/v1",
+                            "api_key": "sk-bench",
+                        }
+                    ],
+                }
+            ]
+        )
     )
     settings = Settings(
         _env_file=None,
@@ -25,5 +40,8 @@ if __name__ == "__main__":
         database_url=f"sqlite+aiosqlite:///{tmp / 'alp.db'}",
         models_file=models_file,
         log_level="WARNING",
+        rate_limit="0",
     )
-    uvicorn.run(create_app(settings, ["models"]), host="127.0.0.1", port=port, log_level="error", access_log=False)
+    uvicorn.run(
+        create_app(settings, ["models"]), host="127.0.0.1", port=port, log_level="error", access_log=False
+    )

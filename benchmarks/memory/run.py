@@ -27,10 +27,10 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import platform as host
 import re
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -72,8 +72,13 @@ def context_text(context: MemoryContext) -> str:
 
 def settings_for(directory: Path, **overrides) -> Settings:
     """The platform's settings (defaults and ALP_ environment) on a fresh SQLite file."""
-    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{directory / 'memory-bench.db'}",
-                    data_dir=directory, log_level="WARNING", **overrides)
+    return Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{directory / 'memory-bench.db'}",
+        data_dir=directory,
+        log_level="WARNING",
+        **overrides,
+    )
 
 
 async def start_platform(settings: Settings, model_service=None) -> Platform:
@@ -86,11 +91,21 @@ async def start_platform(settings: Settings, model_service=None) -> Platform:
 async def replay(memory: MemoryService, dialogue: dict) -> None:
     """Every session and turn of a dialogue, recorded the way the execution service records them."""
     for index, turns in enumerate(dialogue["sessions"]):
-        await memory.create_session(SessionCreate(user_id=dialogue["user"], agent_id=dialogue["agent"],
-                                                  id=session_id(dialogue, index)))
+        await memory.create_session(
+            SessionCreate(
+                user_id=dialogue["user"], agent_id=dialogue["agent"], id=session_id(dialogue, index)
+            )
+        )
         for user, assistant in turns:
-            await memory.record_exchange(Exchange(session_id=session_id(dialogue, index), user_id=dialogue["user"],
-                                                  agent_id=dialogue["agent"], user=user, assistant=assistant))
+            await memory.record_exchange(
+                Exchange(
+                    session_id=session_id(dialogue, index),
+                    user_id=dialogue["user"],
+                    agent_id=dialogue["agent"],
+                    user=user,
+                    assistant=assistant,
+                )
+            )
 
 
 async def last_n_context(memory: MemoryService, dialogue: dict, n: int) -> MemoryContext:
@@ -99,19 +114,30 @@ async def last_n_context(memory: MemoryService, dialogue: dict, n: int) -> Memor
     for index in range(len(dialogue["sessions"])):
         messages += (await memory.get_session(session_id(dialogue, index), recent=n)).recent
     messages = sorted(messages, key=lambda m: m.seq)[-n:] if n else []
-    return MemoryContext(session_id=session_id(dialogue, len(dialogue["sessions"]) - 1), user_id=dialogue["user"],
-                         turns=messages, tokens=sum(tokens(m.content) for m in messages))
+    return MemoryContext(
+        session_id=session_id(dialogue, len(dialogue["sessions"]) - 1),
+        user_id=dialogue["user"],
+        turns=messages,
+        tokens=sum(tokens(m.content) for m in messages),
+    )
 
 
 async def builder_context(memory: MemoryService, dialogue: dict, question: str, budget: int) -> MemoryContext:
     """Ours: what the execution service gets when the question arrives in the dialogue's last session."""
-    return await memory.build_context(ContextRequest(
-        user_id=dialogue["user"], session_id=session_id(dialogue, len(dialogue["sessions"]) - 1),
-        agent_id=dialogue["agent"], query=question, budget_tokens=budget))
+    return await memory.build_context(
+        ContextRequest(
+            user_id=dialogue["user"],
+            session_id=session_id(dialogue, len(dialogue["sessions"]) - 1),
+            agent_id=dialogue["agent"],
+            query=question,
+            budget_tokens=budget,
+        )
+    )
 
 
-async def both_contexts(memory: MemoryService, dialogue: dict, question: str, *, last_n: int,
-                        budget: int) -> dict[str, tuple[MemoryContext, float]]:
+async def both_contexts(
+    memory: MemoryService, dialogue: dict, question: str, *, last_n: int, budget: int
+) -> dict[str, tuple[MemoryContext, float]]:
     """Each arm's context for one question, with the milliseconds it took to build."""
     built = {}
     for arm in ARMS:
@@ -127,8 +153,15 @@ async def both_contexts(memory: MemoryService, dialogue: dict, question: str, *,
 async def ask(models: ModelGateway, dialogue: dict, question: str, context: MemoryContext, max_tokens: int):
     """The question, composed as the execution service composes a task, answered by the local model."""
     messages = build_messages(AGENTS[dialogue["agent"]], question, {}, memory=context)
-    return await models.chat(ChatRequest(model="local", messages=messages, temperature=0.0, max_tokens=max_tokens,
-                                         metadata={"purpose": "memory_benchmark"}))
+    return await models.chat(
+        ChatRequest(
+            model="local",
+            messages=messages,
+            temperature=0.0,
+            max_tokens=max_tokens,
+            metadata={"purpose": "memory_benchmark"},
+        )
+    )
 
 
 @dataclass
@@ -145,13 +178,19 @@ class Tally:
     def row(self, name: str) -> str:
         pct = lambda part: f"{100 * part / self.questions:.1f}" if self.questions else "–"  # noqa: E731
         prompt = f"{statistics.mean(self.prompt_tokens):.0f}" if self.prompt_tokens else "–"
-        return (f"| {name} | {self.questions} | {pct(self.in_context)} | {pct(self.correct)} | "
-                f"{statistics.mean(self.context_tokens):.0f} | {prompt} | {statistics.median(self.build_ms):.1f} |")
+        return (
+            f"| {name} | {self.questions} | {pct(self.in_context)} | {pct(self.correct)} | "
+            f"{statistics.mean(self.context_tokens):.0f} | {prompt} | {statistics.median(self.build_ms):.1f} "
+            "|"
+        )
 
 
 def table(tallies: dict[str, Tally]) -> str:
-    lines = ["| context | questions | answer in context % | answer accuracy % | mean context tokens | "
-             "mean prompt tokens | p50 build ms |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| context | questions | answer in context % | answer accuracy % | mean context tokens | "
+        "mean prompt tokens | p50 build ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
     return "\n".join(lines + [tallies[arm].row(arm) for arm in ARMS])
 
 
@@ -176,8 +215,13 @@ async def run(args: argparse.Namespace) -> str:
             for number, dialogue in enumerate(dialogues, start=1):
                 print(f"[{number}/{len(dialogues)}] {dialogue['id']}", file=sys.stderr, flush=True)
                 for q in dialogue["questions"]:
-                    built = await both_contexts(memory, dialogue, q["question"], last_n=args.last_n,
-                                                budget=settings.memory_budget_tokens)
+                    built = await both_contexts(
+                        memory,
+                        dialogue,
+                        q["question"],
+                        last_n=args.last_n,
+                        budget=settings.memory_budget_tokens,
+                    )
                     for arm, (context, ms) in built.items():
                         tally = tallies[arm]
                         text = context_text(context)
@@ -195,10 +239,20 @@ async def run(args: argparse.Namespace) -> str:
                             if q.get("outdated"):
                                 tally.updated += 1
                                 tally.updated_correct += hit
-                        log_lines.append(json.dumps({"dialogue": dialogue["id"], "arm": arm, "question": q["question"],
-                                                     "expected": q["answer"], "in_context": contains(text, q["accept"]),
-                                                     "answer": answer, "correct": contains(answer, q["accept"])},
-                                                    ensure_ascii=False))
+                        log_lines.append(
+                            json.dumps(
+                                {
+                                    "dialogue": dialogue["id"],
+                                    "arm": arm,
+                                    "question": q["question"],
+                                    "expected": q["answer"],
+                                    "in_context": contains(text, q["accept"]),
+                                    "answer": answer,
+                                    "correct": contains(answer, q["accept"]),
+                                },
+                                ensure_ascii=False,
+                            )
+                        )
             ask_s = time.perf_counter() - started
         finally:
             await platform.stop()
@@ -207,21 +261,31 @@ async def run(args: argparse.Namespace) -> str:
     questions = sum(len(d["questions"]) for d in dialogues)
     threads = settings.local_threads
     updated = sum(1 for d in dialogues for q in d["questions"] if q.get("outdated"))
-    header = (f"Run {date.today()} on {host.machine()} {host.system()}, {os.cpu_count()} CPUs, Python "
-              f"{host.python_version()}; model SmolLM2-135M-Instruct Q4_1 (llama.cpp, {threads} thread(s), "
-              f"temperature 0, max {args.max_tokens} tokens); embeddings all-MiniLM-L6-v2 (ONNX int8); SQLite")
-    setup = (f"{len(dialogues)} dialogues, {sum(len(d['sessions']) for d in dialogues)} sessions, "
-             f"{sum(len(s) for d in dialogues for s in d['sessions'])} exchanges, {questions} questions "
-             f"({updated} about a fact that changed); last N = {args.last_n} messages; builder budget "
-             f"{settings.memory_budget_tokens} tokens (recent share {settings.memory_recent_share}, recall k "
-             f"{settings.memory_recall_k}); {summaries} session summaries written by the model; replay {replay_s:.1f} s, "
-             f"contexts and answers {ask_s:.1f} s")
+    header = (
+        f"Run {date.today()} on {host.machine()} {host.system()}, {os.cpu_count()} CPUs, Python "
+        f"{host.python_version()}; model SmolLM2-135M-Instruct Q4_1 (llama.cpp, {threads} thread(s), "
+        f"temperature 0, max {args.max_tokens} tokens); embeddings all-MiniLM-L6-v2 (ONNX int8); SQLite"
+    )
+    setup = (
+        f"{len(dialogues)} dialogues, {sum(len(d['sessions']) for d in dialogues)} sessions, "
+        f"{sum(len(s) for d in dialogues for s in d['sessions'])} exchanges, {questions} questions "
+        f"({updated} about a fact that changed); last N = {args.last_n} messages; builder budget "
+        f"{settings.memory_budget_tokens} tokens (recent share {settings.memory_recent_share}, recall k "
+        f"{settings.memory_recall_k}); {summaries} session summaries written by the model; replay "
+        f"{replay_s:.1f} s, contexts and answers {ask_s:.1f} s"
+    )
     lines = [header, "", setup, "", table(tallies)]
     if not args.no_model:
-        lines += ["", "Questions about a fact that changed (correct = the new value is named): " + ", ".join(
-            f"{arm} {t.updated_correct}/{t.updated}" for arm, t in tallies.items())]
-    lines += ["", "Tokens are the service's estimate (4 characters per token), the unit of its budget; prompt tokens "
-              "are the model's own count of the whole prompt (agent system prompt, context, question)."]
+        lines += [
+            "",
+            "Questions about a fact that changed (correct = the new value is named): "
+            + ", ".join(f"{arm} {t.updated_correct}/{t.updated}" for arm, t in tallies.items()),
+        ]
+    lines += [
+        "",
+        "Tokens are the service's estimate (4 characters per token), the unit of its budget; prompt tokens "
+        "are the model's own count of the whole prompt (agent system prompt, context, question).",
+    ]
     return "\n".join(lines)
 
 
@@ -230,8 +294,12 @@ def main() -> None:
     parser.add_argument("--dialogues", type=int, default=None, help="Run only the first N dialogues.")
     parser.add_argument("--last-n", type=int, default=6, help="Messages in the baseline's window.")
     parser.add_argument("--max-tokens", type=int, default=48, help="Longest answer the model may give.")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="llama.cpp threads (default ALP_LOCAL_THREADS; 1 is far faster on a busy machine).")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp threads (default ALP_LOCAL_THREADS; 1 is far faster on a busy machine).",
+    )
     parser.add_argument("--no-model", action="store_true", help="Build the contexts only (no answers).")
     parser.add_argument("--no-write", action="store_true", help="Do not write results.md and answers.jsonl.")
     args = parser.parse_args()
@@ -239,8 +307,10 @@ def main() -> None:
     report = asyncio.run(run(args))
     print(report)
     if not args.no_write and not args.no_model:
-        (HERE / "results.md").write_text(f"# Memory benchmark\n\n`{' '.join(['benchmarks/memory/run.py', *sys.argv[1:]])}`"
-                                         f"\n\n{report}\n", encoding="utf-8")
+        (HERE / "results.md").write_text(
+            f"# Memory benchmark\n\n`{' '.join(['benchmarks/memory/run.py', *sys.argv[1:]])}`\n\n{report}\n",
+            encoding="utf-8",
+        )
 
 
 if __name__ == "__main__":

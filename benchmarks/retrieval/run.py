@@ -1,21 +1,22 @@
 """Retrieval benchmark: search quality on a labelled question → passage set, and search latency at 10k and
 100k chunks on SQLite and PostgreSQL.
 
-    .venv/bin/python benchmarks/retrieval/run.py [--sizes 10000,100000] [--out benchmarks/retrieval/results.md]
+    .venv/bin/python benchmarks/retrieval/run.py [--sizes 10000,100000]
+        [--out benchmarks/retrieval/results.md]
 
-Quality. The corpus is Python's standard-library documentation: one knowledge item per documented public
-function or class of ~60 modules (its qualified name, then its docstring; PSF licence, installed with
-Python), about 700 chunks. Two question sets are run against it:
+Quality (`quality.py`). Two corpora, each with two question sets, searched in vector mode (the hnswlib
+HNSW index and, as its ceiling, exact search), full-text (FTS5) and hybrid mode through
+`KnowledgeService.search`; a question counts as answered at rank r when a passage that answers it is the
+r-th hit (document recall):
 
-- `questions.jsonl`, written by hand: questions phrased the way a user asks them (paraphrases, short
-  keyword queries, long questions with context, a few typos), each labelled with the qualified name of
-  the passage that answers it (`key`) and, where two passages answer equally, the others (`also`).
-- a generated known-item set: the first sentence of a docstring with the function's name removed. It
-  shares its words with the answer and flatters full-text search; kept as a comparison.
-
-Each set is searched in vector mode (the usearch HNSW index and, as its ceiling, exact search), full-text
-(FTS5) and hybrid mode through `KnowledgeService.search`; a question counts as answered at rank r when
-its passage's first chunk among the hits is the r-th hit.
+- `python`: Python's standard-library documentation, one item per documented public function or class of
+  ~60 modules (qualified name, docstring; PSF licence), about 700 chunks. `questions.jsonl` is written by
+  hand (paraphrases, short keyword queries, long questions with context, a few typos); the generated
+  known-item set is a docstring's first sentence with the name removed (it shares its words with the
+  answer and flatters full-text search).
+- `man`: ~420 manual pages installed on this machine (each page's first 30,000 characters), about 8,000
+  chunks. `man_questions.jsonl` is written by hand; the template set is generated from the pages' NAME
+  lines and option descriptions (the split `fusion.py` tunes hybrid fusion on).
 
 Full-text at scale. The same questions, full-text only, over the passages alone and among chunks of other
 real documentation (docstrings of the rest of the standard library and of the installed packages), with
@@ -24,7 +25,7 @@ down to what a query may rank at 100k chunks; on SQLite and on the PostgreSQL at
 
 Latency. Chunks of realistic text (sentences sampled from the same docstrings) with 384-d clustered unit
 vectors are bulk-loaded into each database, then searched through the service's own code: the vector
-backends of `knowledge.vectors` (usearch beside SQLite, pgvector HNSW on PostgreSQL with the extension,
+backends of `knowledge.vectors` (hnswlib beside SQLite, pgvector HNSW on PostgreSQL with the extension,
 exact search in the app on PostgreSQL without it), `knowledge.fulltext.search` (FTS5 / tsvector) and
 `KnowledgeService._search` in hybrid mode with the query vector given (the embedding of the query is
 measured in the quality table). PostgreSQL with pgvector is a private PostgreSQL 16 from the PyPI
@@ -37,8 +38,6 @@ import argparse
 import ast
 import asyncio
 import importlib
-import inspect
-import json
 import os
 import platform
 import random
@@ -55,6 +54,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+from corpora import MODULES  # the script's folder
+from quality import Corpus, Loaded, Question, man_corpus, mode_table, python_corpus
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
@@ -63,134 +64,44 @@ from agent_lightning.core.db import Database
 from agent_lightning.core.logging import configure_logging
 from agent_lightning.core.tenancy import DEFAULT_TENANT
 from agent_lightning.knowledge import fulltext, ingest
-from agent_lightning.knowledge.schemas import Filters, ItemCreate, SearchRequest
+from agent_lightning.knowledge.schemas import Filters, SearchRequest
 from agent_lightning.knowledge.search import visibility
 from agent_lightning.knowledge.service import KnowledgeService
 from agent_lightning.knowledge.tables import KnowledgeChunkRow, KnowledgeItemRow
-from agent_lightning.knowledge.vectors import open_backend
+from agent_lightning.knowledge.vectors import INDEX_FILE, open_backend
 
 HERE = Path(__file__).resolve().parent
-MODULES = ["os", "os.path", "shutil", "json", "re", "string", "textwrap", "itertools", "functools", "collections",
-           "heapq", "bisect", "math", "statistics", "random", "datetime", "calendar", "pathlib", "glob", "fnmatch",
-           "tempfile", "csv", "hashlib", "base64", "binascii", "zlib", "gzip", "tarfile", "zipfile", "urllib.parse",
-           "html", "email.utils", "uuid", "secrets", "operator", "copy", "pprint", "inspect", "ast", "dis",
-           "threading", "queue", "subprocess", "socket", "select", "asyncio", "contextlib", "abc", "typing",
-           "decimal", "fractions", "difflib", "unicodedata", "locale", "gettext", "logging", "warnings", "time"]
 DIMS = 384
 K = 10
 FTS_DEPTH = 2 * K  # what KnowledgeService._search asks full-text for at k = 10
 MODEL = Settings(_env_file=None).knowledge_embedding_model
 
 
-@dataclass
-class Question:
-    text: str
-    keys: tuple[str, ...]
-
-
-# --- corpus and questions ---------------------------------------------------------------------------------
-
-def documented_functions() -> dict[str, str]:
-    """Qualified name → passage (name, blank line, docstring) for each public callable with a real docstring."""
-    found: dict[str, str] = {}
-    for name in MODULES:
-        module = importlib.import_module(name)
-        for attr, obj in sorted(vars(module).items()):
-            if attr.startswith("_") or not callable(obj) or getattr(obj, "__module__", name) not in (name, module.__name__):
-                continue
-            doc = inspect.getdoc(obj) or ""
-            first = doc.split("\n\n")[0].replace("\n", " ").strip()
-            if len(first.split()) < 6 or len(doc) > 3000:
-                continue
-            found[f"{name}.{attr}"] = f"{name}.{attr}\n\n{doc}"
-    return found
-
-
-def handwritten_questions(path: Path, docs: dict[str, str]) -> tuple[list[Question], int]:
-    """The hand-written set; questions whose passage this Python does not document are left out (counted)."""
-    questions, missing = [], 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        keys = tuple(k for k in (record["key"], *record.get("also", [])) if k in docs)
-        if record["key"] not in docs:
-            missing += 1
-            continue
-        questions.append(Question(record["q"], keys))
-    return questions, missing
-
-
-def generated_questions(docs: dict[str, str], n: int, seed: int) -> list[Question]:
-    """Known-item questions: a docstring's first sentence with the function's own name removed."""
-    questions = []
-    for qualified, passage in docs.items():
-        attr = qualified.rsplit(".", 1)[1]
-        doc = passage.split("\n\n", 1)[1]
-        first = doc.split("\n\n")[0].replace("\n", " ").strip()
-        question = re.sub(rf"\b{re.escape(attr)}\b", "it", first.split(". ")[0]).rstrip(".") + "?"
-        questions.append(Question(question, (qualified,)))
-    return random.Random(seed).sample(questions, min(n, len(questions)))
-
-
 # --- quality --------------------------------------------------------------------------------------------
 
-def embedding_models(settings: Settings):
-    from agent_lightning.models.embeddings import LocalEmbedder
-    from agent_lightning.models.service import ModelService
-
-    models = ModelService(settings=settings)
-    models.embedder = LocalEmbedder(threads=2, batch_size=64)
-    models.register_alias(settings.knowledge_embedding_model, provider="local", provider_model="all-MiniLM-L6-v2",
-                          kind="embedding")
-    return models
+QUALITY_HEADER = ["mode", "recall@5", "recall@10", "MRR", "p50 ms (incl. query embedding)"]
 
 
-async def quality(docs: dict[str, str], sets: dict[str, list[Question]]) -> tuple[dict[str, list[list[str]]], int]:
-    """Recall@5, recall@10, MRR and p50 latency per mode for each question set; and the chunk count."""
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=f"sqlite+aiosqlite:///{tmp}/bench.db")
-        db = Database(settings.resolved_database_url())
-        await db.upgrade()
-        models = embedding_models(settings)
-        knowledge = KnowledgeService(settings=settings, db=db, embeddings=models)
-        exact = KnowledgeService(settings=settings.model_copy(update={"knowledge_vector_backend": "exact"}), db=db,
-                                 embeddings=models)
-        ids = {}
-        for qualified, passage in docs.items():
-            result = await knowledge.create(ItemCreate(title=qualified, content=passage, source=qualified,
-                                                       category="api_references"))
-            ids[qualified] = result.item.id
-        chunks = (await knowledge.stats()).chunks
-        modes = [("vector (usearch HNSW)", knowledge, "vector"), ("vector (exact search, ceiling)", exact, "vector"),
-                 ("full-text (FTS5)", knowledge, "fulltext"), ("hybrid (RRF)", knowledge, "hybrid")]
-        tables = {}
-        for name, questions in sets.items():
-            rows = []
-            for label, service, mode in modes:
-                ranks, latencies = [], []
-                for question in questions:
-                    started = time.perf_counter()
-                    hits = (await service.search(SearchRequest(query=question.text, k=K, mode=mode))).hits
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    found = [hit.item_id for hit in hits]
-                    wanted = [found.index(ids[key]) + 1 for key in question.keys if ids[key] in found]
-                    ranks.append(min(wanted) if wanted else None)
-                rows.append(_quality_row(label, ranks, latencies))
-            tables[name] = rows
-        await db.close()
-    return tables, chunks
-
-
-def _quality_row(mode: str, ranks: list[int | None], latencies: list[float]) -> list[str]:
-    n = len(ranks)
-    r5 = sum(1 for r in ranks if r and r <= 5) / n
-    r10 = sum(1 for r in ranks if r and r <= 10) / n
-    mrr = sum(1 / r for r in ranks if r) / n
-    return [mode, f"{r5:.3f}", f"{r10:.3f}", f"{mrr:.3f}", f"{statistics.median(latencies):.1f}"]
+async def quality_tables(corpora_: list[Corpus]) -> list[str]:
+    """Per corpus and question set, one row per search mode (see `quality.py`)."""
+    out = []
+    for corpus in corpora_:
+        async with Loaded(corpus) as loaded:
+            for name, questions in corpus.sets.items():
+                keys = len({q.keys[0] for q in questions})
+                out.append(
+                    f"\n### Quality: {corpus.name} corpus, {name} questions ({len(questions)}, {keys} "
+                    f"distinct answers) over {loaded.chunks:,} chunks of {len(corpus.documents)} documents; "
+                    "SQLite, hnswlib, FTS5\n"
+                )
+                out.append(table(QUALITY_HEADER, await mode_table(loaded, questions)))
+                print(out[-2] + out[-1], flush=True)
+            out += [f"({note}.)" for note in corpus.notes]
+    return out
 
 
 # --- full-text quality at scale ----------------------------------------------------------------------------
+
 
 def distractor_texts() -> list[str]:
     """Chunks of real documentation that answers none of the questions: the docstrings (100 characters or
@@ -201,8 +112,12 @@ def distractor_texts() -> list[str]:
     for name in MODULES:
         parts = name.split(".")
         own |= {stdlib.joinpath(*parts).with_suffix(".py"), stdlib.joinpath(*parts, "__init__.py")}
-    files = [f for f in sorted(stdlib.rglob("*.py")) if f not in own
-             and not {"site-packages", "test", "tests", "idlelib"} & set(f.relative_to(stdlib).parts)]
+    files = [
+        f
+        for f in sorted(stdlib.rglob("*.py"))
+        if f not in own
+        and not {"site-packages", "test", "tests", "idlelib"} & set(f.relative_to(stdlib).parts)
+    ]
     files += sorted(Path(sysconfig.get_paths()["purelib"]).rglob("*.py"))
     seen, chunks = set(), []
     for path in files:
@@ -219,7 +134,9 @@ def distractor_texts() -> list[str]:
     return chunks
 
 
-async def fulltext_before(session, query: str, filters: Filters, tenant: str, k: int) -> list[tuple[int, float]]:
+async def fulltext_before(
+    session, query: str, filters: Filters, tenant: str, k: int
+) -> list[tuple[int, float]]:
     """Full-text search as it was before the candidate limit (for comparison): every content word OR-ed,
     every matching chunk scored, the filters inside the query."""
     words = fulltext.terms(query)
@@ -229,34 +146,69 @@ async def fulltext_before(session, query: str, filters: Filters, tenant: str, k:
     params["k"] = k
     if session.bind.dialect.name == "sqlite":
         params["q"] = " OR ".join(f'"{w}"' for w in words)
-        sql = ("SELECT f.rowid, bm25(knowledge_chunks_fts) AS s FROM knowledge_chunks_fts f "
-               "JOIN knowledge_chunks c ON c.seq = f.rowid JOIN knowledge_items i ON i.id = c.item_id "
-               f"WHERE knowledge_chunks_fts MATCH :q AND {condition} ORDER BY s LIMIT :k")
+        sql = (
+            "SELECT f.rowid, bm25(knowledge_chunks_fts) AS s FROM knowledge_chunks_fts f "
+            "JOIN knowledge_chunks c ON c.seq = f.rowid JOIN knowledge_items i ON i.id = c.item_id "
+            f"WHERE knowledge_chunks_fts MATCH :q AND {condition} ORDER BY s LIMIT :k"
+        )
         return [(int(seq), -float(score)) for seq, score in await session.execute(text(sql), params)]
     params["q"] = " | ".join(words)
-    sql = ("SELECT c.seq, ts_rank(c.tsv, q) AS s FROM knowledge_chunks c "
-           "JOIN knowledge_items i ON i.id = c.item_id, to_tsquery('english', :q) q "
-           f"WHERE c.tsv @@ q AND {condition} ORDER BY s DESC LIMIT :k")
+    sql = (
+        "SELECT c.seq, ts_rank(c.tsv, q) AS s FROM knowledge_chunks c "
+        "JOIN knowledge_items i ON i.id = c.item_id, to_tsquery('english', :q) q "
+        f"WHERE c.tsv @@ q AND {condition} ORDER BY s DESC LIMIT :k"
+    )
     return [(int(seq), float(score)) for seq, score in await session.execute(text(sql), params)]
 
 
-async def load_texts(db: Database, passages: list[tuple[str, str, str]], distractors: list[str]) -> dict[int, str]:
+async def load_texts(
+    db: Database, passages: list[tuple[str, str, str]], distractors: list[str]
+) -> dict[int, str]:
     """The passages (item id, heading, text) and the distractors as items of one chunk each, the way the
     benchmark loads them (no vectors: full-text only); chunk key → item id."""
     now = datetime.now(UTC)
     rows = passages + [(f"distractor{n:07d}", "", body) for n, body in enumerate(distractors)]
-    items = {item_id: dict(id=item_id, tenant_id=DEFAULT_TENANT, title=item_id, category="api_references",
-                           source="benchmark", scope="tenant", agent_id=None, meta={}, origin="api", task_id=None,
-                           content_hash=uuid.uuid4().hex, usage_count=0, relevance=1.0, embedding_model=MODEL,
-                           created_at=now, updated_at=now, last_used_at=None) for item_id, _, _ in rows}
-    chunks = [dict(seq=n + 1, item_id=item_id, ordinal=n, heading=heading[:500], text=body, embedding=b"",
-                   embedding_model=MODEL, tenant_id=DEFAULT_TENANT) for n, (item_id, heading, body) in enumerate(rows)]
+    items = {
+        item_id: dict(
+            id=item_id,
+            tenant_id=DEFAULT_TENANT,
+            title=item_id,
+            category="api_references",
+            source="benchmark",
+            scope="tenant",
+            agent_id=None,
+            meta={},
+            origin="api",
+            task_id=None,
+            content_hash=uuid.uuid4().hex,
+            usage_count=0,
+            relevance=1.0,
+            embedding_model=MODEL,
+            created_at=now,
+            updated_at=now,
+            last_used_at=None,
+        )
+        for item_id, _, _ in rows
+    }
+    chunks = [
+        dict(
+            seq=n + 1,
+            item_id=item_id,
+            ordinal=n,
+            heading=heading[:500],
+            text=body,
+            embedding=b"",
+            embedding_model=MODEL,
+            tenant_id=DEFAULT_TENANT,
+        )
+        for n, (item_id, heading, body) in enumerate(rows)
+    ]
     async with db.session() as session:
         values = list(items.values())
         for start in range(0, len(values), 5000):
-            await session.execute(insert(KnowledgeItemRow), values[start:start + 5000])
+            await session.execute(insert(KnowledgeItemRow), values[start : start + 5000])
         for start in range(0, len(chunks), 5000):
-            await session.execute(insert(KnowledgeChunkRow), chunks[start:start + 5000])
+            await session.execute(insert(KnowledgeChunkRow), chunks[start : start + 5000])
     if not db.is_sqlite:
         async with db.session() as session:
             await session.execute(text("ANALYZE knowledge_chunks"))
@@ -264,8 +216,9 @@ async def load_texts(db: Database, passages: list[tuple[str, str, str]], distrac
     return {row["seq"]: row["item_id"] for row in chunks}
 
 
-async def score_fulltext(db: Database, search, sets: dict[str, list[Question]], owner: dict[int, str],
-                         ids: dict[str, str]) -> dict[str, tuple[float, float, float, list[float]]]:
+async def score_fulltext(
+    db: Database, search, sets: dict[str, list[Question]], owner: dict[int, str], ids: dict[str, str]
+) -> dict[str, tuple[float, float, float, list[float]]]:
     """Recall@5, recall@10, MRR and latencies of a full-text function, ranked as the service ranks (the 2k
     best chunks asked for, the first k kept)."""
     out = {}
@@ -280,18 +233,26 @@ async def score_fulltext(db: Database, search, sets: dict[str, list[Question]], 
             wanted = [found.index(ids[key]) + 1 for key in question.keys if ids[key] in found]
             ranks.append(min(wanted) if wanted else None)
         n = len(ranks)
-        out[name] = (sum(1 for r in ranks if r and r <= 5) / n, sum(1 for r in ranks if r and r <= K) / n,
-                     sum(1 / r for r in ranks if r) / n, times)
+        out[name] = (
+            sum(1 for r in ranks if r and r <= 5) / n,
+            sum(1 for r in ranks if r and r <= K) / n,
+            sum(1 / r for r in ranks if r) / n,
+            times,
+        )
     return out
 
 
-async def fulltext_at_scale(docs: dict[str, str], sets: dict[str, list[Question]], servers: Servers,
-                            distractors: list[str]) -> list[list[str]]:
+async def fulltext_at_scale(
+    docs: dict[str, str], sets: dict[str, list[Question]], servers: Servers, distractors: list[str]
+) -> list[list[str]]:
     """Full-text quality and latency of the search before and now, over the passages alone and among the
     distractors, on SQLite and on the PostgreSQL at --pg-url."""
     ids = {qualified: f"passage{n:05d}" for n, qualified in enumerate(docs)}
-    passages = [(ids[q], chunk.heading, chunk.text) for q, passage in docs.items()
-                for chunk in ingest.chunk_document(passage, fmt="text")[1]]
+    passages = [
+        (ids[q], chunk.heading, chunk.text)
+        for q, passage in docs.items()
+        for chunk in ingest.chunk_document(passage, fmt="text")[1]
+    ]
     rows = []
     for corpus in ([], distractors):
         targets = [("SQLite FTS5", None)]
@@ -328,7 +289,7 @@ async def fulltext_at_scale(docs: dict[str, str], sets: dict[str, list[Question]
                 row = [label, f"{n:,}", variant, f"{hand[0]:.3f}", f"{hand[1]:.3f}", f"{hand[2]:.3f}"]
                 generated = scores.get("generated")
                 row += [f"{generated[1]:.3f}", f"{generated[2]:.3f}"] if generated else ["", ""]
-                rows.append(row + [f"{p50:.1f}", f"{p95:.1f}"])
+                rows.append([*row, f"{p50:.1f}", f"{p95:.1f}"])
             await db.close()
             if name:
                 await servers.drop(admin, name)
@@ -336,6 +297,7 @@ async def fulltext_at_scale(docs: dict[str, str], sets: dict[str, list[Question]
 
 
 # --- synthetic chunks at scale --------------------------------------------------------------------------
+
 
 def clustered(n: int, dims: int, rng: np.random.Generator) -> np.ndarray:
     centres = rng.normal(size=(max(1, n // 100), dims)).astype(np.float32)
@@ -368,11 +330,11 @@ def synthetic_texts(n: int, pool: list[str], names: list[str], rng: random.Rando
 @dataclass
 class Workload:
     n: int
-    base: np.ndarray            # n unit vectors; chunk seq i + 1 holds base[i]
-    probes: np.ndarray          # query vectors
-    truth: list[set[int]]       # exact top-K (0-based rows of base) for each probe
+    base: np.ndarray  # n unit vectors; chunk seq i + 1 holds base[i]
+    probes: np.ndarray  # query vectors
+    truth: list[set[int]]  # exact top-K (0-based rows of base) for each probe
     texts: list[tuple[str, str]]
-    queries: list[str]          # full-text queries (the hand-written questions)
+    queries: list[str]  # full-text queries (the hand-written questions)
 
 
 def workload(n: int, n_queries: int, docs: dict[str, str], questions: list[Question]) -> Workload:
@@ -387,17 +349,42 @@ def workload(n: int, n_queries: int, docs: dict[str, str], questions: list[Quest
 
 def item_rows(n_chunks: int, per_item: int = 4) -> list[dict]:
     now = datetime.now(UTC)
-    return [dict(id=f"bench{i:07d}", tenant_id=DEFAULT_TENANT, title=f"bench document {i}", category="api_references",
-                 source="benchmark", scope="tenant", agent_id=None, meta={}, origin="api", task_id=None,
-                 content_hash=uuid.uuid4().hex, usage_count=0, relevance=1.0, embedding_model=MODEL,
-                 created_at=now, updated_at=now, last_used_at=None)
-            for i in range((n_chunks + per_item - 1) // per_item)]
+    return [
+        dict(
+            id=f"bench{i:07d}",
+            tenant_id=DEFAULT_TENANT,
+            title=f"bench document {i}",
+            category="api_references",
+            source="benchmark",
+            scope="tenant",
+            agent_id=None,
+            meta={},
+            origin="api",
+            task_id=None,
+            content_hash=uuid.uuid4().hex,
+            usage_count=0,
+            relevance=1.0,
+            embedding_model=MODEL,
+            created_at=now,
+            updated_at=now,
+            last_used_at=None,
+        )
+        for i in range((n_chunks + per_item - 1) // per_item)
+    ]
 
 
 def chunk_tuple(w: Workload, i: int, per_item: int = 4) -> tuple:
     heading, body = w.texts[i]
-    return (i + 1, f"bench{i // per_item:07d}", i % per_item, heading, body, w.base[i].astype("<f4").tobytes(), MODEL,
-            DEFAULT_TENANT)
+    return (
+        i + 1,
+        f"bench{i // per_item:07d}",
+        i % per_item,
+        heading,
+        body,
+        w.base[i].astype("<f4").tobytes(),
+        MODEL,
+        DEFAULT_TENANT,
+    )
 
 
 CHUNK_COLUMNS = ["seq", "item_id", "ordinal", "heading", "text", "embedding", "embedding_model", "tenant_id"]
@@ -409,9 +396,12 @@ async def load_sqlite(db: Database, w: Workload) -> float:
     items = item_rows(w.n)
     async with db.session() as session:
         for start in range(0, len(items), 5000):
-            await session.execute(insert(KnowledgeItemRow), items[start:start + 5000])
+            await session.execute(insert(KnowledgeItemRow), items[start : start + 5000])
     for start in range(0, w.n, 5000):
-        rows = [dict(zip(CHUNK_COLUMNS, chunk_tuple(w, i))) for i in range(start, min(w.n, start + 5000))]
+        rows = [
+            dict(zip(CHUNK_COLUMNS, chunk_tuple(w, i), strict=True))
+            for i in range(start, min(w.n, start + 5000))
+        ]
         async with db.session() as session:
             await session.execute(insert(KnowledgeChunkRow), rows)
     return time.perf_counter() - started
@@ -430,20 +420,26 @@ async def load_postgres(db: Database, w: Workload, *, pgvector: bool) -> tuple[f
     items = item_rows(w.n)
     async with db.session() as session:
         for start in range(0, len(items), 5000):
-            await session.execute(insert(KnowledgeItemRow), items[start:start + 5000])
+            await session.execute(insert(KnowledgeItemRow), items[start : start + 5000])
     build = 0.0
     import asyncpg
 
-    raw = await asyncpg.connect(str(db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)))
+    raw = await asyncpg.connect(
+        str(db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+    )
     try:
         columns = list(CHUNK_COLUMNS)
         if pgvector:
-            await raw.set_type_codec("vector", schema="public", encoder=_vector_binary, decoder=bytes, format="binary")
+            await raw.set_type_codec(
+                "vector", schema="public", encoder=_vector_binary, decoder=bytes, format="binary"
+            )
             await raw.execute("DROP INDEX IF EXISTS ix_knowledge_chunks_vec")
             columns.append("vec")
         for start in range(0, w.n, 10000):
-            records = [chunk_tuple(w, i) + ((w.base[i],) if pgvector else ())
-                       for i in range(start, min(w.n, start + 10000))]
+            records = [
+                chunk_tuple(w, i) + ((w.base[i],) if pgvector else ())
+                for i in range(start, min(w.n, start + 10000))
+            ]
             await raw.copy_records_to_table("knowledge_chunks", records=records, columns=columns)
         await raw.execute("ANALYZE knowledge_items")
         await raw.execute("ANALYZE knowledge_chunks")
@@ -471,6 +467,7 @@ def _migration_statement(index_name: str) -> str:
 
 # --- measuring ------------------------------------------------------------------------------------------
 
+
 def percentiles(times: list[float]) -> tuple[float, float]:
     times = sorted(times)
     return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))]
@@ -480,7 +477,7 @@ async def measure_backend(backend, w: Workload) -> tuple[float, float, float]:
     """p50, p95 (ms) and recall@10 against exact search of a `knowledge.vectors` backend."""
     await backend.search(w.probes[0], K)  # warm up (first sync, plan cache)
     times, recalls = [], []
-    for probe, expected in zip(w.probes, w.truth):
+    for probe, expected in zip(w.probes, w.truth, strict=True):
         started = time.perf_counter()
         found = await backend.search(probe, K)
         times.append((time.perf_counter() - started) * 1000)
@@ -505,11 +502,17 @@ async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int
             words = fulltext.terms(query)
             chosen = await fulltext.plan(session, query)
             if db.is_sqlite:
-                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :q{}) AS m"
+                count = (
+                    "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks_fts WHERE knowledge_chunks_fts "
+                    "MATCH :q{}) AS m"
+                )
                 every = " OR ".join(f'"{word}"' for word in words)
                 first = (" AND " if chosen.every else " OR ").join(f'"{t.word}"' for t in chosen.essential)
             else:
-                count = "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks WHERE tsv @@ to_tsquery('english', :q){}) AS m"
+                count = (
+                    "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks WHERE tsv @@ "
+                    "to_tsquery('english', :q){}) AS m"
+                )
                 every = " | ".join(words)
                 first = (" & " if chosen.every else " | ").join(f"'{t.word}'" for t in chosen.essential)
             matched.append(int(await session.scalar(text(count.format("")), {"q": every})) if words else 0)
@@ -521,7 +524,7 @@ async def measure_fulltext(db: Database, w: Workload) -> tuple[float, float, int
 async def measure_hybrid(service: KnowledgeService, w: Workload) -> tuple[float, float]:
     await service._search(SearchRequest(query=w.queries[0], k=K), w.probes[0])
     times = []
-    for query, probe in zip(w.queries, w.probes):
+    for query, probe in zip(w.queries, w.probes, strict=True):
         started = time.perf_counter()
         await service._search(SearchRequest(query=query, k=K), probe)
         times.append((time.perf_counter() - started) * 1000)
@@ -529,26 +532,35 @@ async def measure_hybrid(service: KnowledgeService, w: Workload) -> tuple[float,
 
 
 def raw_stores(w: Workload) -> list[list[str]]:
-    """The libraries compared for SQLite, queried directly (no database): numpy, usearch, hnswlib, sqlite-vec."""
+    """The libraries compared for SQLite, queried directly (no database): numpy, hnswlib, usearch,
+    sqlite-vec."""
     base, probes, truth, n = w.base, w.probes, w.truth, w.n
     rows = [_measure("numpy exact (app)", lambda q: np.argpartition(-(base @ q), K)[:K], probes, truth)]
-    from usearch.index import Index
+    import hnswlib
 
-    index = Index(ndim=DIMS, metric="cos", dtype="f32", connectivity=16, expansion_add=128, expansion_search=96)
+    graph = hnswlib.Index(space="cosine", dim=DIMS)
+    graph.init_index(max_elements=n, ef_construction=128, M=16)
     started = time.perf_counter()
-    index.add(np.arange(n, dtype=np.uint64), base)
+    graph.add_items(base, np.arange(n))
     build = time.perf_counter() - started
-    rows.append(_measure(f"usearch HNSW (build {build:.1f} s)", lambda q: index.search(q, K).keys, probes, truth))
+    graph.set_ef(96)
+    rows.append(
+        _measure(f"hnswlib HNSW (build {build:.1f} s)", lambda q: graph.knn_query(q, K)[0][0], probes, truth)
+    )
     try:
-        import hnswlib
+        # The earlier choice, for comparison (bench extra). Its wheel carries its own libstdc++: loaded before
+        # onnxruntime in a process it crashes it, so it is only imported here, after the embedder has run.
+        from usearch.index import Index
 
-        graph = hnswlib.Index(space="cosine", dim=DIMS)
-        graph.init_index(max_elements=n, ef_construction=128, M=16)
+        index = Index(
+            ndim=DIMS, metric="cos", dtype="f32", connectivity=16, expansion_add=128, expansion_search=96
+        )
         started = time.perf_counter()
-        graph.add_items(base, np.arange(n))
+        index.add(np.arange(n, dtype=np.uint64), base)
         build = time.perf_counter() - started
-        graph.set_ef(96)
-        rows.append(_measure(f"hnswlib HNSW (build {build:.1f} s)", lambda q: graph.knn_query(q, K)[0][0], probes, truth))
+        rows.append(
+            _measure(f"usearch HNSW (build {build:.1f} s)", lambda q: index.search(q, K).keys, probes, truth)
+        )
     except ImportError:
         pass
     try:
@@ -560,10 +572,18 @@ def raw_stores(w: Workload) -> list[list[str]]:
         conn.load_extension(sqlite_vec.loadable_path())
         conn.execute(f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{DIMS}] distance_metric=cosine)")
         with conn:
-            conn.executemany("INSERT INTO v(rowid, embedding) VALUES (?, ?)", ((i, base[i].tobytes()) for i in range(n)))
+            conn.executemany(
+                "INSERT INTO v(rowid, embedding) VALUES (?, ?)", ((i, base[i].tobytes()) for i in range(n))
+            )
         sql = "SELECT rowid FROM v WHERE embedding MATCH ? AND k = ? ORDER BY distance"
-        rows.append(_measure("sqlite-vec via apsw (brute force)",
-                             lambda q: [r[0] for r in conn.execute(sql, (q.tobytes(), K))], probes[:50], truth[:50]))
+        rows.append(
+            _measure(
+                "sqlite-vec via apsw (brute force)",
+                lambda q: [r[0] for r in conn.execute(sql, (q.tobytes(), K))],
+                probes[:50],
+                truth[:50],
+            )
+        )
     except ImportError:
         pass
     return rows
@@ -571,7 +591,7 @@ def raw_stores(w: Workload) -> list[list[str]]:
 
 def _measure(name: str, query, probes: np.ndarray, truth: list[set]) -> list[str]:
     times, recalls = [], []
-    for probe, expected in zip(probes, truth):
+    for probe, expected in zip(probes, truth, strict=True):
         started = time.perf_counter()
         found = query(probe)
         times.append((time.perf_counter() - started) * 1000)
@@ -581,6 +601,7 @@ def _measure(name: str, query, probes: np.ndarray, truth: list[set]) -> list[str
 
 
 # --- databases --------------------------------------------------------------------------------------------
+
 
 class Servers:
     """The databases a size is measured on: a SQLite file, PostgreSQL 16 + pgvector (pgserver), PostgreSQL
@@ -652,21 +673,36 @@ async def at_scale(w: Workload, servers: Servers) -> tuple[list[list[str]], list
         f50, f95, matched, ranked = await measure_fulltext(db, w)
         service = KnowledgeService(settings=settings, db=db, embeddings=None)  # the query vector is given
         h50, h95 = await measure_hybrid(service, w)
-        text_rows.append([size, label, f"{matched:,} ({matched / w.n:.0%})", f"{ranked:,} ({ranked / w.n:.1%})",
-                          f"{f50:.1f}", f"{f95:.1f}", f"{h50:.1f}", f"{h95:.1f}"])
+        text_rows.append(
+            [
+                size,
+                label,
+                f"{matched:,} ({matched / w.n:.0%})",
+                f"{ranked:,} ({ranked / w.n:.1%})",
+                f"{f50:.1f}",
+                f"{f95:.1f}",
+                f"{h50:.1f}",
+                f"{h95:.1f}",
+            ]
+        )
 
-    # SQLite: usearch index file beside the database, FTS5
+    # SQLite: hnswlib index file beside the database, FTS5
     folder = servers.tmp / f"sqlite{w.n}"
     folder.mkdir()
-    settings = Settings(_env_file=None, data_dir=folder, database_url=f"sqlite+aiosqlite:///{folder}/bench.db")
+    settings = Settings(
+        _env_file=None, data_dir=folder, database_url=f"sqlite+aiosqlite:///{folder}/bench.db"
+    )
     db = Database(settings.resolved_database_url())
     await db.upgrade()
     load = await load_sqlite(db, w)
     started = time.perf_counter()
-    backend, _ = await open_backend(db, DIMS, folder / "knowledge.usearch")
+    backend, _ = await open_backend(db, DIMS, folder / INDEX_FILE)
     build = time.perf_counter() - started
-    vector_row(f"SQLite: usearch via `UsearchIndex` (load {load:.0f} s, build {build:.0f} s)", *await measure_backend(backend, w))
-    await text_and_hybrid(f"SQLite {sqlite3.sqlite_version}: FTS5 + usearch", db, settings)
+    vector_row(
+        f"SQLite: hnswlib via `HnswIndex` (load {load:.0f} s, build {build:.0f} s)",
+        *await measure_backend(backend, w),
+    )
+    await text_and_hybrid(f"SQLite {sqlite3.sqlite_version}: FTS5 + hnswlib", db, settings)
     await db.close()
 
     # PostgreSQL 16 with pgvector (pgserver)
@@ -678,10 +714,12 @@ async def at_scale(w: Workload, servers: Servers) -> tuple[list[list[str]], list
         await server_version(db, "PostgreSQL with pgvector", servers.versions)
         major = servers.versions["PostgreSQL with pgvector"].split()[1].split(".")[0]
         load, build = await load_postgres(db, w, pgvector=True)
-        backend, detail = await open_backend(db, DIMS, servers.tmp / "unused.usearch")
+        backend, detail = await open_backend(db, DIMS, servers.tmp / "unused.hnsw")
         assert backend.name == "pgvector", detail
-        vector_row(f"PostgreSQL {major}: pgvector HNSW via `PgVectorIndex` (COPY {load:.0f} s, build {build:.0f} s)",
-                   *await measure_backend(backend, w))
+        vector_row(
+            f"PostgreSQL {major}: pgvector HNSW via `PgVectorIndex` (COPY {load:.0f} s, build {build:.0f} s)",
+            *await measure_backend(backend, w),
+        )
         pg = Settings(_env_file=None, data_dir=servers.tmp, database_url=url)
         await text_and_hybrid(f"PostgreSQL {major}: tsvector + pgvector", db, pg)
         await db.close()
@@ -700,12 +738,15 @@ async def at_scale(w: Workload, servers: Servers) -> tuple[list[list[str]], list
         await server_version(db, "PostgreSQL without pgvector", servers.versions)
         load, _ = await load_postgres(db, w, pgvector=False)
         started = time.perf_counter()
-        backend, detail = await open_backend(db, DIMS, servers.tmp / "unused.usearch")
+        backend, detail = await open_backend(db, DIMS, servers.tmp / "unused.hnsw")
         build = time.perf_counter() - started
         assert backend.name == "exact", detail
         major = servers.versions["PostgreSQL without pgvector"].split()[1].split(".")[0]
-        vector_row(f"PostgreSQL {major}, no pgvector: exact in the app via `InMemoryIndex` (COPY {load:.0f} s, "
-                   f"load {build:.1f} s)", *await measure_backend(backend, w))
+        vector_row(
+            f"PostgreSQL {major}, no pgvector: exact in the app via `InMemoryIndex` (COPY {load:.0f} s, "
+            f"load {build:.1f} s)",
+            *await measure_backend(backend, w),
+        )
         pg = Settings(_env_file=None, data_dir=servers.tmp, database_url=url)
         await text_and_hybrid(f"PostgreSQL {major}: tsvector + exact in the app", db, pg)
         await db.close()
@@ -715,32 +756,23 @@ async def at_scale(w: Workload, servers: Servers) -> tuple[list[list[str]], list
 
 # --- report -----------------------------------------------------------------------------------------------
 
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 async def run(args: argparse.Namespace) -> str:
-    docs = documented_functions()
-    handwritten, missing = handwritten_questions(Path(args.questions), docs)
-    sets = {"hand-written": handwritten}
-    if args.generated:
-        sets["generated"] = generated_questions(docs, args.generated, args.seed)
+    python = python_corpus(args.generated, args.seed)
+    docs = {name: text for name, (text, _) in python.documents.items()}
+    sets = python.sets
+    handwritten = sets["hand-written"]
+    found = [python] + ([] if args.no_man else [c for c in [man_corpus(seed=args.seed)] if c is not None])
     out: list[str] = []
     loads = [os.getloadavg()[0]]
     started = time.perf_counter()
-    tables, chunks = await quality(docs, sets) if not args.no_quality else ({"hand-written": []}, 0)
-    passages = len({q.keys[0] for q in handwritten})
-    out.append(f"### Quality: {len(handwritten)} hand-written questions ({passages} distinct passages) over {chunks} "
-               f"chunks of {len(docs)} standard-library docstrings; SQLite, usearch, FTS5\n")
-    if missing:
-        out.append(f"({missing} questions left out: their passage is not documented by this Python.)\n")
-    out.append(table(["mode", "recall@5", "recall@10", "MRR", "p50 ms (incl. query embedding)"], tables["hand-written"]))
-    if "generated" in tables and not args.no_quality:
-        out.append(f"\n### Quality: {len(sets['generated'])} generated known-item questions (docstring first sentence, "
-                   "name removed) over the same chunks\n")
-        out.append(table(["mode", "recall@5", "recall@10", "MRR", "p50 ms (incl. query embedding)"], tables["generated"]))
-    print("\n".join(out), flush=True)
+    if not args.no_quality:
+        out += await quality_tables(found)
     quality_s = time.perf_counter() - started
     loads.append(os.getloadavg()[0])
 
@@ -764,55 +796,100 @@ async def run(args: argparse.Namespace) -> str:
             servers.close()
     total_s = time.perf_counter() - started
     if scale_rows:
-        out.append(f"\n### Full-text search among distractors: the same questions over the {len(docs)} passages alone and "
-                   f"among {len(distractors):,} chunks of other documentation\n")
-        out.append("The distractors are the docstrings (100 characters or more) of the rest of the standard library and "
-                   "of the packages installed in the environment, cut as the service cuts documents: real text that "
-                   "answers none of the questions. *before* is the previous full-text search (every content word "
-                   "OR-ed, every matching chunk scored); *now* is `knowledge.fulltext.search`; *limits scaled to 100k "
-                   "chunks* shrinks its candidate limit and scored-postings budget in proportion to the index, so a "
-                   "query may rank the same share of it as at 100k chunks. Latency over the hand-written questions; "
-                   "full-text only, no vectors.\n")
+        out.append(
+            f"\n### Full-text search among distractors: the same questions over the {len(docs)} passages "
+            f"alone and among {len(distractors):,} chunks of other documentation\n"
+        )
+        out.append(
+            "The distractors are the docstrings (100 characters or more) of the rest of the standard library "
+            "and of the packages installed in the environment, cut as the service cuts documents: real text "
+            "that answers none of the questions. *before* is the previous full-text search (every content "
+            "word OR-ed, every matching chunk scored); *now* is `knowledge.fulltext.search`; *limits scaled "
+            "to 100k chunks* shrinks its candidate limit and scored-postings budget in proportion to the "
+            "index, so a query may rank the same share of it as at 100k chunks. Latency over the "
+            "hand-written questions; full-text only, no vectors.\n"
+        )
         out.append(table(SCALE_HEADER, scale_rows))
-    out.append(f"\n### Vector search: 384-d clustered unit vectors, top-{K}, {args.queries} queries, recall against "
-               "exact search\n")
-    out.append("The first rows query each library directly; the rows naming a class go through the knowledge "
-               "service's vector backend on its database (a SQL round trip for pgvector).\n")
+    out.append(
+        f"\n### Vector search: 384-d clustered unit vectors, top-{K}, {args.queries} queries, recall against "
+        "exact search\n"
+    )
+    out.append(
+        "The first rows query each library directly; the rows naming a class go through the knowledge "
+        "service's vector backend on its database (a SQL round trip for pgvector).\n"
+    )
     out.append(table(["chunks", "store", "p50 ms", "p95 ms", "recall@10 vs exact"], vector_rows))
-    out.append(f"\n### Full-text and hybrid search: chunks of 400–1,000 characters sampled from the docstrings, "
-               f"{args.queries} hand-written questions as queries, top-{FTS_DEPTH} full-text / top-{K} hybrid\n")
-    out.append("Full-text is `knowledge.fulltext.search` (the chunks holding the query's rarest words ranked, at most "
-               f"{fulltext.CANDIDATES['sqlite']:,} on SQLite and {fulltext.CANDIDATES['postgresql']:,} on PostgreSQL "
-               "per pass, on every word; BM25 on FTS5, ts_rank on tsvector); hybrid is `KnowledgeService._search` "
-               "(vector and full-text at once, reciprocal rank fusion, filters, feedback rerank, rows fetched) with "
-               "the query vector given, so the query embedding is not included. *Matching any word*: the chunks the "
-               "previous search scored (every content word OR-ed); *ranked*: the chunks the first pass ranks now.\n")
-    out.append(table(["chunks", "database", "chunks matching any word (median)", "chunks ranked (median)",
-                      "full-text p50 ms", "full-text p95 ms", "hybrid p50 ms", "hybrid p95 ms"], text_rows))
+    out.append(
+        f"\n### Full-text and hybrid search: chunks of 400–1,000 characters sampled from the docstrings, "
+        f"{args.queries} hand-written questions as queries, top-{FTS_DEPTH} full-text / top-{K} hybrid\n"
+    )
+    out.append(
+        "Full-text is `knowledge.fulltext.search` (the chunks holding the query's rarest words ranked, at "
+        f"most {fulltext.CANDIDATES['sqlite']:,} on SQLite and {fulltext.CANDIDATES['postgresql']:,} on "
+        "PostgreSQL per pass, on every word; BM25 on FTS5, ts_rank on tsvector); hybrid is "
+        "`KnowledgeService._search` (vector and full-text at once, reciprocal rank fusion, filters, "
+        "feedback rerank, rows fetched) with the query vector given, so the query embedding is not "
+        "included. *Matching any word*: the chunks the previous search scored (every content word OR-ed); "
+        "*ranked*: the chunks the first pass ranks now.\n"
+    )
+    out.append(
+        table(
+            [
+                "chunks",
+                "database",
+                "chunks matching any word (median)",
+                "chunks ranked (median)",
+                "full-text p50 ms",
+                "full-text p95 ms",
+                "hybrid p50 ms",
+                "hybrid p95 ms",
+            ],
+            text_rows,
+        )
+    )
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = ", ".join(servers.versions.values())
     loads.append(os.getloadavg()[0])
-    header = (f"Run {date.today()} on {platform.platform()} ({platform.machine()}), {cpus} CPUs, "
-              f"Python {platform.python_version()}, {versions}; {total_s / 60:.0f} min "
-              f"(quality {quality_s:.0f} s); load average (1 min) between sections "
-              f"{', '.join(f'{x:.1f}' for x in loads)}\n")
+    header = (
+        f"Run {date.today()} on {platform.platform()} ({platform.machine()}), {cpus} CPUs, "
+        f"Python {platform.python_version()}, {versions}; {total_s / 60:.0f} min "
+        f"(quality {quality_s:.0f} s); load average (1 min) between sections "
+        f"{', '.join(f'{x:.1f}' for x in loads)}\n"
+    )
     return header + "\n" + "\n".join(out) + "\n"
 
 
-SCALE_HEADER = ["database", "chunks", "full-text search", "hand-written recall@5", "hand-written recall@10",
-                "hand-written MRR", "generated recall@10", "generated MRR", "p50 ms", "p95 ms"]
+SCALE_HEADER = [
+    "database",
+    "chunks",
+    "full-text search",
+    "hand-written recall@5",
+    "hand-written recall@10",
+    "hand-written MRR",
+    "generated recall@10",
+    "generated MRR",
+    "p50 ms",
+    "p95 ms",
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--questions", default=str(HERE / "questions.jsonl"), help="the hand-written set (JSON Lines)")
+    parser.add_argument("--no-man", action="store_true", help="skip the manual-page corpus")
     parser.add_argument("--generated", type=int, default=300, help="generated known-item questions (0: none)")
-    parser.add_argument("--sizes", default="10000,100000", help="chunk counts for the latency tables ('' : none)")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="chunk counts for the latency tables ('' : none)"
+    )
     parser.add_argument("--queries", type=int, default=200, help="queries per latency measurement")
-    parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
-                        help="a PostgreSQL without pgvector, as an admin URL ('' to skip)")
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL without pgvector, as an admin URL ('' to skip)",
+    )
     parser.add_argument("--no-pgserver", action="store_true", help="skip PostgreSQL + pgvector (pgserver)")
-    parser.add_argument("--no-quality", action="store_true", help="skip the quality tables (and the embedding model)")
+    parser.add_argument(
+        "--no-quality", action="store_true", help="skip the quality tables (and the embedding model)"
+    )
     parser.add_argument("--no-scale", action="store_true", help="skip full-text quality among distractors")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", help="also write the report to this file")

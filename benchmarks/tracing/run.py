@@ -13,10 +13,13 @@ the median over rounds of each round's figure):
 
 Requests go in-process (httpx.ASGITransport, so no network noise), one at a time, to an instant model
 provider: the numbers are the platform's own cost, which the tracing adds to. Measured per request (p50):
-`GET /tasks/{id}` (a read), `POST /api/v2/agents/execute` (agent, knowledge, memory, model call, records) and a
-task's round trip (`POST /assign-task` until the worker's `task.succeeded` event: routing, queue, attempt); and
-the process's CPU time per iteration of the three (every thread, so the exporter's batches count, flushed at the
-end). Ratios are taken against the baseline of the same round, then the median over rounds.
+`GET /tasks/{id}` (a read), `POST /api/v2/agents/execute` (agent, knowledge, memory, model call, records) and
+a task's round trip (`POST /assign-task` until the worker's `task.succeeded` event: routing, queue, attempt);
+and the process's CPU time per iteration of the three (every thread, so the exporter's batches count, flushed
+at the end). Ratios are taken against the baseline of the same round, then the median over rounds.
+
+Any failed request or task, or a configuration's process that fails, fails the run (exit 1) before any ratio
+is printed.
 """
 
 from __future__ import annotations
@@ -40,14 +43,23 @@ CONFIGS = {
     "off": {"ALP_TRACING": "false"},
     "on, no export": {"ALP_TRACING": "true", "ALP_OTEL_EXPORTER": "none", "ALP_TRACING_DB": "false"},
     "on, OTLP": {"ALP_TRACING": "true", "ALP_OTEL_EXPORTER": "otlp", "ALP_TRACING_DB": "false"},
-    "on, OTLP, statement spans": {"ALP_TRACING": "true", "ALP_OTEL_EXPORTER": "otlp", "ALP_TRACING_DB": "true"},
+    "on, OTLP, statement spans": {
+        "ALP_TRACING": "true",
+        "ALP_OTEL_EXPORTER": "otlp",
+        "ALP_TRACING_DB": "true",
+    },
 }
 MEASURES = ("read", "execute", "task")
-LABELS = {"read": "GET /tasks/{id}", "execute": "POST execute", "task": "task round trip",
-          "cpu": "CPU per iteration (all three)"}
+LABELS = {
+    "read": "GET /tasks/{id}",
+    "execute": "POST execute",
+    "task": "task round trip",
+    "cpu": "CPU per iteration (all three)",
+}
 
 
 # -- one configuration, in a child process ---------------------------------------------------------------
+
 
 async def measure(requests: int) -> dict[str, list[float]]:
     import httpx
@@ -64,12 +76,26 @@ async def measure(requests: int) -> dict[str, list[float]]:
             return True, "instant"
 
         async def chat(self, request: ChatRequest, provider_model: str) -> ChatResult:
-            return ChatResult(content="done", model=request.model, provider=self.name, provider_model=provider_model,
-                              prompt_tokens=20, completion_tokens=1)
+            return ChatResult(
+                content="done",
+                model=request.model,
+                provider=self.name,
+                provider_model=provider_model,
+                prompt_tokens=20,
+                completion_tokens=1,
+            )
 
     with tempfile.TemporaryDirectory() as data:
-        settings = Settings(_env_file=None, data_dir=Path(data), log_level="ERROR", rate_limit="0",
-                            policy_embeddings=False, knowledge_budget_tokens=0, q_epsilon=0.0, policy_seed=1)
+        settings = Settings(
+            _env_file=None,
+            data_dir=Path(data),
+            log_level="ERROR",
+            rate_limit="0",
+            policy_embeddings=False,
+            knowledge_budget_tokens=0,
+            q_epsilon=0.0,
+            policy_seed=1,
+        )
         models = ModelService(default_model="local")
         models.register_provider(Instant())
         models.register_alias("local", provider="instant", provider_model="instant-1")
@@ -79,9 +105,13 @@ async def measure(requests: int) -> dict[str, list[float]]:
             finished: dict[str, asyncio.Event] = {}
 
             async def on_done(event) -> None:
+                if event.type != "task.succeeded":
+                    failures.append(f"task {event.data['task_id']}: {event.type} {event.data.get('error')}")
                 finished.setdefault(event.data["task_id"], asyncio.Event()).set()
 
-            platform_.bus.subscribe("task.succeeded", on_done)
+            failures: list[str] = []
+            for ending in ("task.succeeded", "task.failed", "task.cancelled"):
+                platform_.bus.subscribe(ending, on_done)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://alp") as client:
                 results: dict[str, list[float]] = {m: [] for m in MEASURES}
@@ -89,20 +119,36 @@ async def measure(requests: int) -> dict[str, list[float]]:
                 async def task() -> tuple[str, float]:
                     started = time.perf_counter()
                     body = {"description": "Write a Python function that parses dates", "force_execute": True}
-                    task_id = (await client.post("/assign-task", json=body)).json()["task_id"]
-                    await finished.setdefault(task_id, asyncio.Event()).wait()
+                    response = await client.post("/assign-task", json=body)
+                    if response.status_code != 200:
+                        raise BenchError(
+                            f"/assign-task answered {response.status_code}: {response.text[:300]}"
+                        )
+                    task_id = response.json()["task_id"]
+                    await asyncio.wait_for(finished.setdefault(task_id, asyncio.Event()).wait(), 60)
+                    if failures:
+                        raise BenchError(failures[0])
                     return task_id, time.perf_counter() - started
 
                 async def read(task_id: str) -> float:
                     started = time.perf_counter()
-                    assert (await client.get(f"/tasks/{task_id}")).status_code == 200
+                    response = await client.get(f"/tasks/{task_id}")
+                    if response.status_code != 200:
+                        raise BenchError(
+                            f"/tasks/{{id}} answered {response.status_code}: {response.text[:300]}"
+                        )
                     return time.perf_counter() - started
 
                 async def execute() -> float:
                     started = time.perf_counter()
-                    answer = await client.post("/api/v2/agents/execute",
-                                               json={"task": "Explain CAP", "agent_id": "general_assistant"})
-                    assert answer.status_code == 200, answer.text
+                    answer = await client.post(
+                        "/api/v2/agents/execute",
+                        json={"task": "Explain CAP", "agent_id": "general_assistant"},
+                    )
+                    if answer.status_code != 200:
+                        raise BenchError(
+                            f"/api/v2/agents/execute answered {answer.status_code}: {answer.text[:300]}"
+                        )
                     return time.perf_counter() - started
 
                 for _ in range(20):  # warm-up
@@ -123,13 +169,24 @@ async def measure(requests: int) -> dict[str, list[float]]:
     return results
 
 
+class BenchError(RuntimeError):
+    """Anything that makes the numbers meaningless."""
+
+
 def child(requests: int) -> None:
     results = asyncio.run(measure(requests))
-    print(json.dumps({m: {"p50": statistics.median(v) * 1000, "mean": statistics.fmean(v) * 1000}
-                      for m, v in results.items()}))
+    print(
+        json.dumps(
+            {
+                m: {"p50": statistics.median(v) * 1000, "mean": statistics.fmean(v) * 1000}
+                for m, v in results.items()
+            }
+        )
+    )
 
 
 # -- the driver ------------------------------------------------------------------------------------------
+
 
 class Receiver:
     """A minimal OTLP/HTTP endpoint: reads and acknowledges every export, counts the bytes."""
@@ -138,7 +195,7 @@ class Receiver:
         counts = self.counts = {"exports": 0, "bytes": 0}
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 size = int(self.headers["Content-Length"])
                 self.rfile.read(size)
                 counts["exports"] += 1
@@ -157,9 +214,17 @@ class Receiver:
 
 def run_config(name: str, requests: int, receiver: Receiver) -> dict:
     env = {**os.environ, **CONFIGS[name], "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
-    out = subprocess.run([sys.executable, __file__, "--child", "--requests", str(requests)], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", "--requests", str(requests)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise BenchError(
+            f"configuration {name!r} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -173,22 +238,33 @@ def main() -> None:
         return
     receiver = Receiver()
     rounds: dict[str, list[dict]] = {name: [] for name in CONFIGS}
-    for number in range(args.rounds):
-        for name in CONFIGS:
-            rounds[name].append(run_config(name, args.requests, receiver))
-            print(f"round {number + 1}: {name} done", file=sys.stderr)
+    try:
+        for number in range(args.rounds):
+            for name in CONFIGS:
+                rounds[name].append(run_config(name, args.requests, receiver))
+                print(f"round {number + 1}: {name} done", file=sys.stderr)
+    except BenchError as exc:
+        print(f"\nFAILED: {exc}", file=sys.stderr)
+        sys.exit(1)
 
     def figure(name: str, measure_: str, stat: str) -> float:
         return statistics.median(r[measure_][stat] for r in rounds[name])
 
-    print(f"\nTracing overhead, {date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}; {args.requests} requests of each kind per configuration and round, "
-          f"median of {args.rounds} rounds; SQLite; instant model")
-    def ratio(name: str, measure_: str) -> float:  # per round against that round's baseline, then the median
-        return statistics.median(r[measure_]["p50"] / off[measure_]["p50"] for r, off in zip(rounds[name], rounds["off"]))
+    print(
+        f"\nTracing overhead, {date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} "
+        f"CPUs, Python {platform.python_version()}; {args.requests} requests of each kind per configuration "
+        f"and round, median of {args.rounds} rounds; SQLite; instant model"
+    )
 
-    header = "| configuration |" + "".join(f" {LABELS[m]} {'ms' if m == 'cpu' else 'p50 ms'} | ratio |"
-                                         for m in (*MEASURES, "cpu"))
+    def ratio(name: str, measure_: str) -> float:  # per round against that round's baseline, then the median
+        return statistics.median(
+            r[measure_]["p50"] / off[measure_]["p50"]
+            for r, off in zip(rounds[name], rounds["off"], strict=True)
+        )
+
+    header = "| configuration |" + "".join(
+        f" {LABELS[m]} {'ms' if m == 'cpu' else 'p50 ms'} | ratio |" for m in (*MEASURES, "cpu")
+    )
     print(header)
     print("|---|" + "---:|---:|" * (len(MEASURES) + 1))
     for name in CONFIGS:

@@ -7,16 +7,19 @@ Only this module (and the CLI that calls it) knows every service.
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
-from agent_lightning import __version__
+from agent_lightning import __version__, flows
 from agent_lightning.agents import api as agents_api
 from agent_lightning.agents.client import AgentsClient
 from agent_lightning.agents.fleet import DEFAULT_FLEET
@@ -24,46 +27,67 @@ from agent_lightning.agents.schemas import AgentRegistry
 from agent_lightning.agents.service import AgentService
 from agent_lightning.auth import api as auth_api
 from agent_lightning.auth.service import AuthService
-from agent_lightning.core.auth import AUTH_RESPONSES, by_method, service_credentials
+from agent_lightning.core import stages, tracing
+from agent_lightning.core.auth import AUTH_RESPONSES, by_method, identify, service_credentials
 from agent_lightning.core.brokers import BrokerBus, make_bus
 from agent_lightning.core.config import Settings, get_settings
-from agent_lightning.core.db import Database
+from agent_lightning.core.crypto import SecretCipher, cipher_from_settings
+from agent_lightning.core.db import Database, SchemaOutdated
 from agent_lightning.core.errors import Unavailable
-from agent_lightning.core.events import Event, InProcessBus
-from agent_lightning.core.http import ERROR_RESPONSES, RequestContextMiddleware, install_error_handlers
-from agent_lightning.core import tracing
+from agent_lightning.core.events import InProcessBus
+from agent_lightning.core.exposure import HostHeaderGuard, is_loopback
+from agent_lightning.core.http import (
+    ERROR_RESPONSES,
+    RequestContextMiddleware,
+    install_error_handlers,
+    reject_nul_characters,
+)
+from agent_lightning.core.leases import LeasedWork
 from agent_lightning.core.logging import configure_logging, get_logger
 from agent_lightning.core.metrics import HTTPMetricsMiddleware, Metrics, metrics_router
+from agent_lightning.core.privacy import RemoteTaskTextOwner, TaskTextOwner, UnreachableTaskTextOwner
 from agent_lightning.core.queue import JobQueue
 from agent_lightning.core.ratelimit import RateLimiter, RateLimitMiddleware
 from agent_lightning.core.resilience import ServiceCaller
-from agent_lightning.core.tenancy import set_tenant
 from agent_lightning.execution import api as execution_api
 from agent_lightning.execution.client import ExecutionClient
+from agent_lightning.execution.erasure import ExecutionTextEraser
 from agent_lightning.execution.schemas import Executor
 from agent_lightning.execution.service import ExecutionService
+from agent_lightning.execution.tools import builtin_tools, delegate_tool, mcp_connector
+from agent_lightning.execution.tools.catalogue import ToolCatalogue
 from agent_lightning.knowledge import api as knowledge_api
 from agent_lightning.knowledge.client import KnowledgeClient
-from agent_lightning.knowledge.schemas import KnowledgeBase, LearnRequest
+from agent_lightning.knowledge.erasure import KnowledgeTextEraser
+from agent_lightning.knowledge.schemas import KnowledgeBase
 from agent_lightning.knowledge.service import KnowledgeService
+from agent_lightning.mcp_server import build_server as build_mcp_server
+from agent_lightning.mcp_server import in_process_api, mounted
 from agent_lightning.memory import api as memory_api
 from agent_lightning.memory.client import MemoryClient
+from agent_lightning.memory.flows import UserErasure
 from agent_lightning.memory.schemas import MemoryStore
 from agent_lightning.memory.service import MemoryService
 from agent_lightning.models.schemas import ModelGateway
 from agent_lightning.models.service import ModelService, build_model_service
+from agent_lightning.models.statistics import UsageStatisticsReader
 from agent_lightning.monitoring import api as monitoring_api
 from agent_lightning.monitoring.service import MonitoringService
 from agent_lightning.orchestrator import api as orchestrator_api
 from agent_lightning.orchestrator.client import OrchestratorClient
 from agent_lightning.orchestrator.embedding import GatewayEmbedder
+from agent_lightning.orchestrator.erasure import TaskTextEraser
 from agent_lightning.orchestrator.policy import configured_params, make_policy
 from agent_lightning.orchestrator.schemas import Router
-from agent_lightning.orchestrator.service import OrchestratorService, feedback_reward
+from agent_lightning.orchestrator.service import OrchestratorService
+from agent_lightning.orchestrator.statistics import TaskStatisticsReader
 from agent_lightning.orchestrator.worker import TaskWorker
 from agent_lightning.realtime import api as realtime_api
+from agent_lightning.secrets import api as secrets_api
+from agent_lightning.secrets.service import SecretStore
 from agent_lightning.validation import api as validation_api
 from agent_lightning.validation.client import ValidationClient
+from agent_lightning.validation.erasure import ValidationTextEraser
 from agent_lightning.validation.schemas import Validator
 from agent_lightning.validation.service import ValidationService
 from agent_lightning.workflows import api as workflows_api
@@ -73,8 +97,20 @@ from agent_lightning.workflows.service import WorkflowService
 
 log = get_logger(__name__)
 
-SERVICES = ("auth", "orchestrator", "execution", "models", "knowledge", "memory", "validation", "monitoring", "workflows")
+SERVICES = (
+    "auth",
+    "orchestrator",
+    "execution",
+    "models",
+    "knowledge",
+    "memory",
+    "validation",
+    "monitoring",
+    "workflows",
+)
 """Services that can run in their own process. The agent registry is served with execution."""
+RUN_TASK, RUN_EXECUTION, RUN_WORKFLOW = "orchestrator.run_task", "execution.run", "workflows.run"
+"""The jobs of the work queue: an orchestrator task's attempt, an async execution, a workflow run."""
 
 
 @dataclass
@@ -87,32 +123,40 @@ class Platform:
     bus: InProcessBus | BrokerBus
     queue: JobQueue
     models: ModelGateway
-    agents: AgentRegistry | None
+    secrets: SecretStore
     model_service: ModelService | None = None
     agent_service: AgentService | None = None
     execution: ExecutionService | None = None
     orchestrator: OrchestratorService | None = None
     worker: TaskWorker | None = None
-    knowledge: KnowledgeBase | None = None
     knowledge_service: KnowledgeService | None = None
-    memory: MemoryStore | None = None
     memory_service: MemoryService | None = None
-    validation: Validator | None = None
     validation_service: ValidationService | None = None
     workflows: WorkflowService | None = None
     monitoring: MonitoringService | None = None
+    erasure: UserErasure | None = None
     callers: list[ServiceCaller] = field(default_factory=list)
     migrate: bool = True
     queue_running: bool = False
     jobs: set[asyncio.Task] = field(default_factory=set)
     background: set[asyncio.Task] = field(default_factory=set)
+    loop: asyncio.AbstractEventLoop | None = None
+    stopping_since: float | None = None
 
     async def start(self) -> None:
         """Connect the event bus, migrate, seed, restore learned state, start the queue and requeue
         unfinished work."""
+        self.loop = asyncio.get_running_loop()
         await self.bus.start()  # before anything publishes
         if self.migrate:
             await self.db.upgrade()
+        elif missing := await self.db.pending_migrations():
+            raise SchemaOutdated(
+                f"The database lacks the migrations {', '.join(missing)} of this version; "
+                "run `alp db upgrade` first (ALP_MIGRATE_ON_START is off)."
+            )
+        if self.model_service is not None and (recovered := await self.model_service.usage.recover()):
+            log.info("usage_rows_recovered", rows=recovered)  # left in the journal by a process that died
         if self.knowledge_service is not None:
             await self.knowledge_service.start()
         if self.agent_service is not None:
@@ -122,54 +166,80 @@ class Platform:
         await self.queue.start()
         self.queue_running = True
         if self.orchestrator is not None:
-            await self.orchestrator.load_policy()
+            await self.orchestrator.policies.load()
+            self.background.add(
+                asyncio.create_task(self.orchestrator.policies.learned.follow())
+            )  # other replicas' rewards
         # With a shared queue, or other processes running the same service, work may be running elsewhere:
-        # only an expired lease (a task) or an overrun timeout (an execution) orphans it.
+        # only an expired lease orphans it. Waiting work is queued again when the queue forgot it (in memory).
         sole_worker = frozenset(SERVICES) - {"monitoring"} <= self.services and not self.queue.distributed
-        if self.orchestrator is not None:
-            for task_id in await self.orchestrator.recoverable(sole_worker=sole_worker):
-                await self.orchestrator.dispatch(task_id)
-        if self.execution is not None:
-            for execution_id in await self.execution.requeue_unfinished(sole_worker=sole_worker):
-                await self.execution.enqueue(execution_id)
-        if self.workflows is not None:
-            for run_id in await self.workflows.recoverable(sole_worker=sole_worker):
-                await self.workflows.enqueue(run_id)
-        if self.orchestrator is not None or self.execution is not None or self.workflows is not None:
+        await self._recover(sole_worker=sole_worker, include_waiting=not self.queue.distributed)
+        if self._leased():
             self.background.add(asyncio.create_task(self._sweep_orphans()))
         self.queue.consume()  # with a real broker, this process takes its services' jobs from here on
         if self.monitoring is not None:
             await self.monitoring.start()
 
+    def _leased(self) -> list[LeasedWork]:
+        """The services of this process whose work is leased."""
+        return [s for s in (self.orchestrator, self.execution, self.workflows) if s is not None]
+
+    async def _recover(self, *, sole_worker: bool, include_waiting: bool) -> None:
+        """Queue again the work whose lease ran out (core/leases.py) and the waiting work the queue may have
+        lost."""
+        for service in self._leased():
+            for row_id in await service.recoverable(sole_worker=sole_worker, include_waiting=include_waiting):
+                await service.enqueue(row_id)
+
     async def _sweep_orphans(self) -> None:
-        """Requeue running work whose process (another replica) died: tasks whose lease ran out,
-        executions that overran their timeout."""
-        interval = max(1.0, self.settings.lease_s / 4)
+        """Take over the work of processes that died: every half heartbeat, so that a dead worker's work is
+        running again within `lease_s` plus half a heartbeat of its last renewal."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.settings.heartbeat_s / 2)
             try:
+                await self._recover(sole_worker=False, include_waiting=False)
                 if self.orchestrator is not None:
-                    for task_id in await self.orchestrator.recoverable(sole_worker=False, include_waiting=False):
-                        await self.orchestrator.dispatch(task_id)
-                if self.execution is not None:
-                    for execution_id in await self.execution.requeue_unfinished(sole_worker=False, include_waiting=False):
-                        await self.execution.enqueue(execution_id)
-                if self.workflows is not None:
-                    for run_id in await self.workflows.recoverable(sole_worker=False, include_waiting=False):
-                        await self.workflows.enqueue(run_id)
-            except Exception:
-                log.exception("orphan_sweep_failed")
+                    await (
+                        self.orchestrator.lifecycle.expire_approvals()
+                    )  # tool calls nobody decided on in time
+            except Exception as exc:
+                log.warning("orphan_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def begin_stop(self) -> None:
+        """Take no new work from now on (a SIGTERM calls it at once, through `request_stop`): the queue's
+        deliveries not yet acknowledged go to other processes, and the sweep ends. Work in flight goes on."""
+        if self.stopping_since is not None:
+            return
+        self.stopping_since = time.monotonic()
+        self.queue_running = False
+        self.queue.stop_accepting()
+        for job in self.background:
+            job.cancel()
+
+    def request_stop(self) -> None:
+        """`begin_stop` from a signal handler (thread-safe)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.begin_stop)
 
     async def stop(self) -> None:
-        """Stop jobs in flight (their tasks stay `running` and are requeued at the next start, or by
-        another replica once their lease runs out)."""
-        self.queue_running = False
-        self.queue.stop_accepting()  # deliveries not yet acknowledged go to another process
+        """Drain, then close: jobs in flight get until `ALP_SHUTDOWN_GRACE_S` after `begin_stop` to finish;
+        the rest are stopped and their leases released, so that another process's sweep (or this one's next
+        start) takes them over at once."""
+        self.begin_stop()
         if self.monitoring is not None:
             await self.monitoring.stop()
+        if self.jobs:
+            left = self.settings.shutdown_grace_s - (time.monotonic() - self.stopping_since)
+            _, unfinished = await asyncio.wait(set(self.jobs), timeout=max(left, 0))
+            if unfinished:
+                log.warning("shutdown_grace_exceeded", jobs_left=len(unfinished))
         for job in [*self.jobs, *self.background]:
             job.cancel()
         await asyncio.gather(*self.jobs, *self.background, return_exceptions=True)
+        if self.orchestrator is not None:
+            await (
+                self.orchestrator.policies.learned.flush()
+            )  # a snapshot of what was learned: less to fold at the next start
         await self.queue.stop()
         await self.bus.close()
         if self.knowledge_service is not None:
@@ -205,6 +275,32 @@ class Platform:
         return checks
 
 
+@dataclass
+class _Wiring:
+    """What the services of one process are built from, and the HTTP callers made for the services of
+    others."""
+
+    settings: Settings
+    local: frozenset[str]
+    db: Database
+    bus: InProcessBus | BrokerBus
+    queue: JobQueue
+    cipher: SecretCipher
+    secrets: SecretStore
+    jobs: set[asyncio.Task] = field(default_factory=set)
+    background: set[asyncio.Task] = field(default_factory=set)
+    callers: list[ServiceCaller] = field(default_factory=list)
+
+    def remote(self, name: str, url: str | list[str] | None) -> ServiceCaller:
+        """A caller of the service `name` in other processes, at `url` (one or several replicas)."""
+        urls = [url] if isinstance(url, str) else list(url or [])
+        if not urls:
+            raise ValueError(f"The {name} service is not in this process: set ALP_{name.upper()}_URL.")
+        caller = _caller(self.settings, name, urls)
+        self.callers.append(caller)
+        return caller
+
+
 def _caller(settings: Settings, name: str, urls: Iterable[str]) -> ServiceCaller:
     return ServiceCaller(
         name,
@@ -215,17 +311,9 @@ def _caller(settings: Settings, name: str, urls: Iterable[str]) -> ServiceCaller
         breaker_failures=settings.breaker_failures,
         breaker_reset_s=settings.breaker_reset_s,
         credentials=service_credentials(settings.auth_secret.get_secret_value(), name)
-        if settings.auth_enabled and settings.auth_secret else None,
+        if settings.auth_enabled and settings.auth_secret
+        else None,
     )
-
-
-def _queue(
-    queue: JobQueue, name: str, handler: Callable[[str], Awaitable[None]], jobs: set[asyncio.Task]
-) -> Callable[[str], Awaitable[None]]:
-    """Register `handler` as the job `name` (its own stream on a real broker, consumed by every process
-    that registers it); return the function that enqueues one job. Jobs running in this process are
-    tracked in `jobs` so that shutdown can stop them."""
-    return queue.register(name, handler, jobs)
 
 
 def build_platform(
@@ -233,174 +321,300 @@ def build_platform(
     services: Iterable[str] = SERVICES,
     *,
     model_service: ModelService | None = None,
+    migrate: bool = True,
 ) -> Platform:
     """Wire the services named in `services` in-process and the others as HTTP clients.
 
-    `model_service` replaces the configured one (tests register scripted providers through it).
+    `model_service` replaces the configured one (tests register scripted providers through it). `migrate`:
+    whether the platform applies pending migrations when it starts (else it refuses to start without them).
     """
     local = frozenset(services)
     unknown = local - set(SERVICES)
     if unknown:
         raise ValueError(f"Unknown services: {sorted(unknown)}")
-    db = Database(settings.resolved_database_url())
-    bus = make_bus(settings.event_bus_url, prefix=settings.event_bus_prefix)
-    queue = JobQueue(settings)
-    callers: list[ServiceCaller] = []
-
-    def remote(name: str, url: str | None) -> ServiceCaller:
-        if not url:
-            raise ValueError(f"The {name} service is not in this process: set ALP_{name.upper()}_URL.")
-        caller = _caller(settings, name, [url])
-        callers.append(caller)
-        return caller
-
-    # Models: in-process when this process serves it or nobody else does.
-    model_svc = None
-    if "models" in local or not settings.models_url:
-        model_svc = model_service or build_model_service(settings, db)
-        models: ModelGateway = model_svc
-    else:
-        from agent_lightning.models.client import ModelsClient
-
-        models = ModelsClient(remote("models", settings.models_url))
-
-    # Agents: served with execution; reached over HTTP by an orchestrator that runs without it.
-    agent_svc = None
-    agents: AgentRegistry | None = None
-    if "execution" in local:
-        agent_svc = AgentService(db, models)
-        agents = agent_svc
-    elif "orchestrator" in local:
-        agents = AgentsClient(remote("agents", settings.agents_url or (settings.execution_urls or [None])[0]))
-
-    knowledge_svc: KnowledgeService | None = None
-    knowledge: KnowledgeBase | None = None
-    if "knowledge" in local:
-        knowledge_svc = KnowledgeService(settings=settings, db=db, embeddings=models, models=models)
-        knowledge = knowledge_svc
-    elif settings.knowledge_url:
-        knowledge = KnowledgeClient(remote("knowledge", settings.knowledge_url))
-    memory_svc: MemoryService | None = None
-    memory: MemoryStore | None = None
-    if "memory" in local:
-        memory_svc = MemoryService(settings=settings, db=db, embeddings=models, models=models)
-        memory = memory_svc
-    elif settings.memory_url:
-        memory = MemoryClient(remote("memory", settings.memory_url))
-    # Validation: served here, or the orchestrator's (in-process unless ALP_VALIDATION_URL names the service).
-    validation_svc: ValidationService | None = None
-    validator: Validator | None = None
-    if "validation" in local or ("orchestrator" in local and not settings.validation_url):
-        validation_svc = ValidationService(settings=settings, db=db)
-        validator = validation_svc
-    elif "orchestrator" in local:
-        validator = ValidationClient(remote("validation", settings.validation_url))
-
+    db = Database.configured(settings)
+    cipher = cipher_from_settings(settings)  # the key is read (or its file made) on first use
+    w = _Wiring(
+        settings=settings,
+        local=local,
+        db=db,
+        bus=make_bus(settings.event_bus_url, prefix=settings.event_bus_prefix),
+        queue=JobQueue(settings),
+        cipher=cipher,
+        secrets=SecretStore(db, cipher),  # every process reads the secrets its objects name from the database
+    )
+    models, model_svc = _models(w, model_service)
+    knowledge, knowledge_svc = _knowledge(w, models)
+    memory, memory_svc = _memory(w, models)
+    agents, agent_svc, tools = _agents(w, models, knowledge, memory)
+    validator, validation_svc = _validation(w)
+    orchestrator = _orchestrator(w, models, agents, validator)
+    execution = _execution(w, orchestrator, agents, models, knowledge, memory, tools, validator)
+    worker = _worker(w, orchestrator, execution)
+    if orchestrator is not None and knowledge is not None:
+        w.bus.subscribe("feedback.received", flows.learn_from_feedback(orchestrator, knowledge, w.background))
     platform = Platform(
         settings=settings,
         services=local,
         db=db,
-        bus=bus,
-        queue=queue,
+        bus=w.bus,
+        queue=w.queue,
         models=models,
-        agents=agents,
+        secrets=w.secrets,
         model_service=model_svc,
         agent_service=agent_svc,
-        callers=callers,
-        knowledge=knowledge,
+        execution=execution,
+        orchestrator=orchestrator,
+        worker=worker,
         knowledge_service=knowledge_svc,
-        memory=memory,
         memory_service=memory_svc,
-        validation=validator,
         validation_service=validation_svc,
+        workflows=_workflows(w, orchestrator),
+        erasure=_erasure(w, memory_svc, knowledge_svc),
+        callers=w.callers,
+        jobs=w.jobs,
+        background=w.background,
+        migrate=migrate,
     )
-
-    if "orchestrator" in local:
-        params = configured_params(settings)
-        policy = make_policy(settings.policy, **params)
-        embedder = GatewayEmbedder(models, settings.policy_embedding_model) if settings.policy_embeddings else None
-        platform.orchestrator = OrchestratorService(
-            settings=settings, db=db, agents=agents, policy=policy, bus=bus, policy_params=params, embedder=embedder,
-            validator=validator,
-        )
-
-    if "execution" in local:
-        router: Router | None = platform.orchestrator
-        if router is None and settings.orchestrator_url:
-            router = OrchestratorClient(remote("orchestrator", settings.orchestrator_url))
-        platform.execution = ExecutionService(
-            settings=settings, db=db, agents=agents, models=models, router=router, knowledge=knowledge, memory=memory
-        )
-        platform.execution.enqueue = _queue(queue, "execution.run", platform.execution.run_queued, platform.jobs)
-
-    if platform.orchestrator is not None:
-        if platform.execution is not None:
-            executor: Executor = platform.execution
-        else:
-            if not settings.execution_urls:
-                raise ValueError("The execution service is not in this process: set ALP_EXECUTION_URLS.")
-            caller = _caller(settings, "execution", settings.execution_urls)
-            callers.append(caller)
-            executor = ExecutionClient(caller)
-        platform.worker = TaskWorker(platform.orchestrator, executor, bus)
-        enqueue_task = _queue(queue, "orchestrator.run_task", platform.worker.run, platform.jobs)
-        platform.orchestrator.dispatch = enqueue_task
-        platform.worker.enqueue = enqueue_task
-        if knowledge is not None:
-            bus.subscribe("feedback.received", _learn_from_feedback(platform))
-
-    if "workflows" in local:
-        # A run's agent tasks go through the orchestrator: in this process, or over HTTP.
-        tasks: TaskGateway | None = platform.orchestrator
-        if tasks is None:
-            tasks = OrchestratorTasksClient(remote("orchestrator", settings.orchestrator_url))
-        platform.workflows = WorkflowService(settings=settings, db=db, bus=bus, tasks=tasks)
-        platform.workflows.enqueue = _queue(queue, "workflows.run", platform.workflows.run_queued, platform.jobs)
-
-    if "monitoring" in local:
-        # Services of other processes are probed on /health; the dashboard calls the orchestrator where it is.
-        urls = {"orchestrator": settings.orchestrator_url, "execution": (settings.execution_urls or [None])[0],
-                "models": settings.models_url, "knowledge": settings.knowledge_url, "memory": settings.memory_url}
-        platform.monitoring = MonitoringService(
-            settings=settings, db=db, bus=bus, local_checks=platform.readiness,
-            remote_services={name: url for name, url in urls.items() if url and name not in local},
-            api_base="" if "orchestrator" in local else (settings.orchestrator_url or ""),
-            agents_base="" if "execution" in local else (settings.agents_url or (settings.execution_urls or [""])[0]),
-            auth_base="" if "auth" in local else (settings.auth_url or ""),
-        )
+    platform.monitoring = _monitoring(w, platform.readiness)  # it probes the platform's own readiness
     return platform
 
 
-def _learn_from_feedback(platform: Platform) -> Callable[[Event], Awaitable[None]]:
-    """A rewarded task, handed to the knowledge service in the background (it may ask the model)."""
+def _models(w: _Wiring, model_service: ModelService | None) -> tuple[ModelGateway, ModelService | None]:
+    """The model gateway: in-process when this process serves it or nobody else does."""
+    if "models" in w.local or not w.settings.models_url:
+        service = model_service or build_model_service(w.settings, w.db, secrets=w.secrets, cipher=w.cipher)
+        if service.credentials.secrets is None:
+            service.credentials.secrets = w.secrets
+        return service, service
+    from agent_lightning.models.client import ModelsClient
 
-    async def learn(event: Event) -> None:
-        set_tenant(event.tenant_id)
-        task = await platform.orchestrator.get_task(event.data["task_id"])
-        if task.status != "succeeded":
-            return
-        answer = next((a for a in reversed(task.attempts) if a.status == "succeeded"), None)
-        request = LearnRequest(task_id=task.task_id, task=task.description, answer=task.result or "",
-                               reward=feedback_reward(float(event.data["score"])),
-                               agent_id=answer.agent_id if answer else task.assigned_agent)
-        result = await platform.knowledge.learn(request)
-        log.info("knowledge_learned", task_id=task.task_id, action=result.action, item_id=result.item_id)
-
-    async def handler(event: Event) -> None:
-        job = asyncio.create_task(learn(event))
-        platform.background.add(job)
-        job.add_done_callback(_forget(platform.background))
-
-    return handler
+    return ModelsClient(w.remote("models", w.settings.models_url)), None
 
 
-def _forget(jobs: set[asyncio.Task]) -> Callable[[asyncio.Task], None]:
-    def done(job: asyncio.Task) -> None:
-        jobs.discard(job)
-        if not job.cancelled() and job.exception() is not None:
-            log.error("knowledge_learning_failed", error=repr(job.exception()))
+def _knowledge(w: _Wiring, models: ModelGateway) -> tuple[KnowledgeBase | None, KnowledgeService | None]:
+    if "knowledge" in w.local:
+        service = KnowledgeService(settings=w.settings, db=w.db, embeddings=models, models=models)
+        return service, service
+    if w.settings.knowledge_url:
+        return KnowledgeClient(w.remote("knowledge", w.settings.knowledge_url)), None
+    return None, None
 
-    return done
+
+def _memory(w: _Wiring, models: ModelGateway) -> tuple[MemoryStore | None, MemoryService | None]:
+    if "memory" in w.local:
+        service = MemoryService(settings=w.settings, db=w.db, embeddings=models, models=models)
+        return service, service
+    if w.settings.memory_url:
+        return MemoryClient(w.remote("memory", w.settings.memory_url)), None
+    return None, None
+
+
+def _agents(
+    w: _Wiring, models: ModelGateway, knowledge: KnowledgeBase | None, memory: MemoryStore | None
+) -> tuple[AgentRegistry | None, AgentService | None, ToolCatalogue | None]:
+    """The agent registry: served with execution (with the tools agents may be granted); reached over HTTP by
+    an orchestrator that runs without it."""
+    if "execution" in w.local:
+        tools = ToolCatalogue(
+            w.settings,
+            builtin_tools(w.settings, knowledge=knowledge, memory=memory),
+            mcp=mcp_connector(w.settings, w.secrets),
+        )
+        service = AgentService(w.db, models, check_tools=tools.check, check_policy=tools.check_policy)
+        return service, service, tools
+    if "orchestrator" in w.local:
+        # Every execution replica serves the registry: fail over between them unless ALP_AGENTS_URL names one.
+        return (
+            AgentsClient(w.remote("agents", w.settings.agents_url or w.settings.execution_urls)),
+            None,
+            None,
+        )
+    return None, None, None
+
+
+def _validation(w: _Wiring) -> tuple[Validator | None, ValidationService | None]:
+    """Validation: served here, or the scanner of the processes that take task text (/assign-task, the execute
+    routes: validation/intake.py), in-process unless ALP_VALIDATION_URL names the service."""
+    takes_tasks = "orchestrator" in w.local or "execution" in w.local
+    if "validation" in w.local or (takes_tasks and not w.settings.validation_url):
+        service = ValidationService(settings=w.settings, db=w.db)
+        return service, service
+    if takes_tasks:
+        return ValidationClient(w.remote("validation", w.settings.validation_url)), None
+    return None, None
+
+
+def _orchestrator(
+    w: _Wiring, models: ModelGateway, agents: AgentRegistry | None, validator: Validator | None
+) -> OrchestratorService | None:
+    if "orchestrator" not in w.local:
+        return None
+    params = configured_params(w.settings)
+    embeddings = w.settings.policy_embeddings
+    return OrchestratorService(
+        settings=w.settings,
+        db=w.db,
+        agents=agents,
+        policy=make_policy(w.settings.policy, **params),
+        bus=w.bus,
+        enqueue=w.queue.sender(RUN_TASK),
+        policy_params=params,
+        embedder=GatewayEmbedder(models, w.settings.policy_embedding_model) if embeddings else None,
+        validator=validator,
+    )
+
+
+def _tasks(w: _Wiring, orchestrator: OrchestratorService | None) -> TaskGateway:
+    """The orchestrator's task intake for other services: in this process, else over HTTP
+    (ALP_ORCHESTRATOR_URL)."""
+    if orchestrator is not None:
+        return orchestrator
+    return OrchestratorTasksClient(w.remote("orchestrator", w.settings.orchestrator_url))
+
+
+def _execution(
+    w: _Wiring,
+    orchestrator: OrchestratorService | None,
+    agents: AgentRegistry | None,
+    models: ModelGateway,
+    knowledge: KnowledgeBase | None,
+    memory: MemoryStore | None,
+    tools: ToolCatalogue | None,
+    validator: Validator | None,
+) -> ExecutionService | None:
+    if "execution" not in w.local:
+        return None
+    router: Router | None = orchestrator
+    if router is None and w.settings.orchestrator_url:
+        router = OrchestratorClient(w.remote("orchestrator", w.settings.orchestrator_url))
+    execution = ExecutionService(
+        settings=w.settings,
+        db=w.db,
+        agents=agents,
+        models=models,
+        router=router,
+        knowledge=knowledge,
+        memory=memory,
+        bus=w.bus,
+        tools=tools,
+        validator=validator,
+        enqueue=w.queue.sender(RUN_EXECUTION),
+    )
+    w.queue.register(RUN_EXECUTION, execution.run_queued, w.jobs)
+    if orchestrator is not None or w.settings.orchestrator_url:  # the delegate tool hands it subtasks
+        tools.add(delegate_tool(w.settings, _tasks(w, orchestrator)))
+    return execution
+
+
+def _worker(
+    w: _Wiring, orchestrator: OrchestratorService | None, execution: ExecutionService | None
+) -> TaskWorker | None:
+    """The worker of the orchestrator's tasks, running them through the execution service here or over
+    HTTP."""
+    if orchestrator is None:
+        return None
+    executor: Executor
+    if execution is not None:
+        executor = execution
+    else:
+        if not w.settings.execution_urls:
+            raise ValueError("The execution service is not in this process: set ALP_EXECUTION_URLS.")
+        executor = ExecutionClient(w.remote("execution", w.settings.execution_urls))
+    orchestrator.connect_execution(executor)  # approvals of tool calls
+    worker = TaskWorker(orchestrator, executor, w.bus, enqueue=orchestrator.enqueue)
+    w.queue.register(RUN_TASK, worker.run, w.jobs)
+    return worker
+
+
+def _workflows(w: _Wiring, orchestrator: OrchestratorService | None) -> WorkflowService | None:
+    """The workflows service; a run's agent tasks go through the orchestrator, here or over HTTP."""
+    if "workflows" not in w.local:
+        return None
+    workflows = WorkflowService(
+        settings=w.settings,
+        db=w.db,
+        bus=w.bus,
+        tasks=_tasks(w, orchestrator),
+        enqueue=w.queue.sender(RUN_WORKFLOW),
+    )
+    w.queue.register(RUN_WORKFLOW, workflows.run_queued, w.jobs)
+    return workflows
+
+
+def _erasure(
+    w: _Wiring, memory: MemoryService | None, knowledge: KnowledgeService | None
+) -> UserErasure | None:
+    """Erasing a user, served with memory. Tasks, executions and validation reports are rows of the shared
+    database, erased from here whichever process serves them; learned knowledge is erased by the knowledge
+    service (its vector index follows), here or over HTTP."""
+    if memory is None:
+        return None
+    owners: list[TaskTextOwner] = [
+        TaskTextEraser(w.db),
+        ExecutionTextEraser(w.db),
+        ValidationTextEraser(w.db),
+    ]
+    if knowledge is not None:
+        owners.append(KnowledgeTextEraser(knowledge))
+    elif w.settings.knowledge_url:
+        caller = w.remote("knowledge", w.settings.knowledge_url)
+        owners.append(RemoteTaskTextOwner("knowledge", caller, "/knowledge/erasures"))
+    else:
+        owners.append(UnreachableTaskTextOwner("knowledge", "ALP_KNOWLEDGE_URL"))
+    return UserErasure(memory, owners)
+
+
+def _monitoring(
+    w: _Wiring, local_checks: Callable[[], Awaitable[dict[str, dict[str, Any]]]]
+) -> MonitoringService | None:
+    """Monitoring: services of other processes are probed on /health; the dashboard calls the orchestrator
+    where it is."""
+    if "monitoring" not in w.local:
+        return None
+    settings = w.settings
+    urls = {
+        "orchestrator": settings.orchestrator_url,
+        "execution": (settings.execution_urls or [None])[0],
+        "models": settings.models_url,
+        "knowledge": settings.knowledge_url,
+        "memory": settings.memory_url,
+    }
+    return MonitoringService(
+        settings=settings,
+        tasks=TaskStatisticsReader(w.db),
+        usage=UsageStatisticsReader(w.db),
+        bus=w.bus,
+        local_checks=local_checks,
+        remote_services={name: url for name, url in urls.items() if url and name not in w.local},
+        api_base="" if "orchestrator" in w.local else (settings.orchestrator_url or ""),
+        agents_base=""
+        if "execution" in w.local
+        else (settings.agents_url or (settings.execution_urls or [""])[0]),
+        auth_base="" if "auth" in w.local else (settings.auth_url or ""),
+    )
+
+
+async def _run_in_own_task(context) -> Callable[[], Awaitable[None]]:
+    """Enter an async context manager in a task of its own (anyio scopes must be left by the task that entered
+    them, and a lifespan may end in another task); return the function that leaves it."""
+    entered, leave = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with context:
+            entered.set()
+            await leave.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.wait([holder, asyncio.create_task(entered.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if holder.done():
+        holder.result()  # it failed to enter: raise why
+
+    async def stop() -> None:
+        leave.set()
+        await holder
+
+    return stop
 
 
 class Liveness(BaseModel):
@@ -414,71 +628,34 @@ class Readiness(BaseModel):
     checks: dict[str, dict[str, Any]]
 
 
-def create_app(
-    settings: Settings | None = None,
-    services: Iterable[str] = SERVICES,
-    *,
-    model_service: ModelService | None = None,
-    migrate: bool = True,
-) -> FastAPI:
-    """The FastAPI application serving `services` (all of them by default, on one port)."""
-    settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_json, mask_pii=settings.pii_mask_logs)
-    services = tuple(services)
-    tracer_provider = tracing.configure(settings, name=tracing.service_name(services, SERVICES), version=__version__)
-    if settings.auth_enabled:
-        AuthService.check_settings(settings)  # before anything starts
-    platform = build_platform(settings, services, model_service=model_service)
-    platform.migrate = migrate
-    limiter = RateLimiter(limit=settings.rate_limit, write_limit=settings.rate_limit_write,
-                          storage_url=settings.rate_limit_storage_url, prefix=settings.rate_limit_prefix)
+def settle_heap() -> None:
+    """Take what start-up allocated (modules, routes, schemas, the fleet) out of the garbage collector's sight
+    (`gc.freeze`): a full collection then walks only objects made since. Without it, the requests' objects
+    that outlive a few young collections trigger a full collection of the whole heap about once a second under
+    load, each taking tens of milliseconds (benchmarks/gateway: about a tenth of the server's time at 1,000
+    requests/s, more as concurrency rises)."""
+    gc.collect()
+    gc.freeze()
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await platform.start()
-        try:
-            yield
-        finally:
-            await platform.stop()
-            await limiter.aclose()
-            tracing.shutdown(tracer_provider)  # exports the spans still buffered
 
-    app = FastAPI(
-        title="Agent Lightning",
-        version=__version__,
-        description=(
-            "Route tasks to specialised AI agents with a policy that learns from outcomes.\n\n"
-            "Live events: WebSocket `/ws/events?types=task.*&task_id=…&replay=N` streams the bus's events "
-            "as JSON envelopes (not listed below: OpenAPI has no WebSockets). Prometheus metrics: `GET /metrics`."
-        ),
-        lifespan=lifespan,
-    )
-    app.state.platform = platform
-    tracing.instrument_app(app)  # with ALP_TRACING: a server span per request, traceparent honoured
-    tracing.instrument_engine(platform.db.engine, statements=settings.tracing_db)
-    metrics = Metrics()  # a registry per application
-    platform.bus.observe(metrics.observe_event)  # what this process publishes: tasks, decisions, rewards
-    if platform.model_service is not None:
-        platform.model_service.usage.listeners.append(metrics.observe_usage)
-    app.state.metrics = metrics
-    install_error_handlers(app)
-    # The last added runs first: metrics → correlation id and body size → rate limit → routing, validation.
-    app.add_middleware(RateLimitMiddleware, limiter=limiter)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
-    if settings.cors_origins:  # outermost: answers preflights; the dashboard of a monitoring process elsewhere
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["X-Correlation-ID"])
-    # Authentication (opt-in, README "Authentication and roles"): with it on, every router but health and the
-    # docs needs a role (viewer to read, operator to write, admin where a route asks); with it off everyone is an
-    # anonymous admin of the default tenant.
-    if settings.auth_enabled:
-        app.state.auth = AuthService(platform.db, settings, platform.bus)  # every process checks credentials
-        if "auth" in platform.services:
-            app.include_router(auth_api.router(app.state.auth))  # logins, users and keys
+def _task_gauges(monitoring: MonitoringService):
+    """The refresher of the database-derived gauges, in the process that runs monitoring."""
 
-    def include(router, write: str = "operator") -> None:
-        if settings.auth_enabled:
+    async def refresh(metrics: Metrics) -> None:
+        counts, expired = await monitoring.platform_task_counts()
+        for status, n in counts.items():
+            metrics.tasks_current.labels(status).set(n)
+        metrics.tasks_lease_expired.set(expired)
+
+    return refresh
+
+
+def _include_routers(app: FastAPI, platform: Platform, metrics: Metrics) -> None:
+    """The routes of the services this process runs. With authentication on, every router but health and the
+    docs needs a role (viewer to read, operator to write, admin where a route asks)."""
+
+    def include(router: APIRouter, write: str = "operator") -> None:
+        if platform.settings.auth_enabled:
             app.include_router(router, dependencies=[Depends(by_method(write))], responses=AUTH_RESPONSES)
         else:
             app.include_router(router)
@@ -497,22 +674,135 @@ def create_app(
     if platform.knowledge_service is not None:
         include(knowledge_api.router(platform.knowledge_service))
     if platform.memory_service is not None:
-        include(memory_api.router(platform.memory_service))
+        include(memory_api.router(platform.memory_service, platform.erasure))
     if "validation" in platform.services and platform.validation_service is not None:
         include(validation_api.router(platform.validation_service))
     if "models" in platform.services and platform.model_service is not None:
         from agent_lightning.models import api as models_api
 
         include(models_api.router(platform.model_service))
+        include(secrets_api.router(platform.secrets))  # provider keys live with the models service
     if platform.monitoring is not None:
         include(monitoring_api.router(platform.monitoring))
-        app.include_router(monitoring_api.dashboard_router(platform.monitoring))  # the page and its files: no data
+        app.include_router(monitoring_api.dashboard_router(platform.monitoring))  # the page and its files
+
+
+def create_app(
+    settings: Settings | None = None,
+    services: Iterable[str] = SERVICES,
+    *,
+    model_service: ModelService | None = None,
+    migrate: bool = True,
+    bind_host: str | None = None,
+) -> FastAPI:
+    """The FastAPI application serving `services` (all of them by default, on one port). `bind_host`: where
+    the server listens; on a loopback address only requests to a loopback name (or ALP_ALLOWED_HOSTS) are
+    served."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json, mask_pii=settings.pii_mask_logs)
+    services = tuple(services)
+    tracer_provider = tracing.configure(
+        settings, name=tracing.service_name(services, SERVICES), version=__version__
+    )
+    if settings.auth_enabled:
+        AuthService.check_settings(settings)  # before anything starts
+    platform = build_platform(settings, services, model_service=model_service, migrate=migrate)
+    limiter = RateLimiter(
+        limit=settings.rate_limit,
+        write_limit=settings.rate_limit_write,
+        storage_url=settings.rate_limit_storage_url,
+        prefix=settings.rate_limit_prefix,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await platform.start()
+        mcp_stop = await _run_in_own_task(
+            app.state.mcp.session_manager.run()
+        )  # the MCP endpoint, mounted below
+        stop_stages = stages.listen(metrics.observe_stage)
+        settle_heap()
+        try:
+            yield
+        finally:
+            gc.unfreeze()  # what the application held may be collected again once it stops
+            stop_stages()
+            await mcp_stop()
+            await platform.stop()
+            await limiter.aclose()
+            tracing.shutdown(tracer_provider)  # exports the spans still buffered
+
+    app = FastAPIOffline(  # /docs and /redoc with Swagger UI and ReDoc served from the package, not a CDN
+        title="Agent Lightning",
+        version=__version__,
+        description=(
+            "Route tasks to specialised AI agents with a policy that learns from outcomes.\n\nLive events: "
+            "WebSocket `/ws/events?types=task.*&task_id=…&replay=N` streams the bus's events as JSON "
+            "envelopes (not listed below: OpenAPI has no WebSockets). Prometheus metrics: `GET /metrics`."
+        ),
+        lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+        dependencies=[
+            Depends(reject_nul_characters)
+        ],  # every route: one answer on SQLite and PostgreSQL alike
+    )
+    app.state.platform = platform
+    tracing.instrument_app(app)  # with ALP_TRACING: a server span per request, traceparent honoured
+    tracing.instrument_engine(platform.db.engine, statements=settings.tracing_db)
+    metrics = Metrics()  # a registry per application
+    platform.bus.observe(metrics.observe_event)  # what this process publishes: tasks, decisions, rewards
+    if platform.model_service is not None:
+        platform.model_service.usage.listeners.append(metrics.observe_usage)
+    app.state.metrics = metrics
+    if platform.monitoring is not None:
+        metrics.refresh_with(_task_gauges(platform.monitoring))
+    install_error_handlers(app)
+    # The last added runs first: metrics → correlation id and body size → rate limit → routing, validation.
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, identify=identify)  # principal, else address
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
+    if (
+        settings.cors_origins
+    ):  # outermost: answers preflights; the dashboard of a monitoring process elsewhere
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Correlation-ID"],
+        )
+    if bind_host is not None and is_loopback(bind_host):  # outermost of all: DNS rebinding gets nothing
+        app.add_middleware(HostHeaderGuard, extra=settings.allowed_hosts)
+    # Authentication (opt-in, README "Authentication and roles"): with it on, every router but health and the
+    # docs needs a role (viewer to read, operator to write, admin where a route asks); with it off everyone is
+    # the anonymous platform admin of the default tenant.
+    if settings.auth_enabled:
+        app.state.auth = AuthService(
+            platform.db,
+            settings,
+            platform.bus,  # every process checks credentials
+            cipher=platform.secrets.cipher,
+        )
+        if "auth" in platform.services:
+            app.include_router(auth_api.router(app.state.auth))  # logins, users and keys
+
+    _include_routers(app, platform, metrics)
+
+    # MCP clients reach the fleet at /mcp (streamable HTTP; not in OpenAPI, see README "Agents and tools").
+    app.state.mcp = build_mcp_server(in_process_api(app))
+    app.mount("/mcp", mounted(app.state.mcp))
 
     @app.get("/health", response_model=Liveness, tags=["health"], summary="Liveness")
     async def health() -> Liveness:
         return Liveness(status="ok", version=__version__, services=sorted(platform.services))
 
-    @app.get("/health/ready", response_model=Readiness, tags=["health"], responses=ERROR_RESPONSES, summary="Readiness")
+    @app.get(
+        "/health/ready",
+        response_model=Readiness,
+        tags=["health"],
+        responses=ERROR_RESPONSES,
+        summary="Readiness",
+    )
     async def ready() -> Readiness:
         checks = await platform.readiness()
         if not all(check["ok"] for check in checks.values()):

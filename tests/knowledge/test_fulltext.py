@@ -29,20 +29,46 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
-async def add(db: Database, *texts: str, tenant: str = "default", scope: str = "tenant", agent: str | None = None,
-              category: str = "technical_documentation", created: datetime | None = None) -> dict[int, str]:
+async def add(
+    db: Database,
+    *texts: str,
+    tenant: str = "default",
+    scope: str = "tenant",
+    agent: str | None = None,
+    category: str = "technical_documentation",
+    created: datetime | None = None,
+) -> dict[int, str]:
     """One item per text; its chunk key → item id."""
     keys = {}
     async with db.session() as session:
         for body in texts:
             item = KnowledgeItemRow(
-                id=uuid.uuid4().hex, tenant_id=tenant, title=body[:40], category=category, source="test", scope=scope,
-                agent_id=agent, meta={}, origin="api", content_hash=uuid.uuid4().hex, usage_count=0, relevance=1.0,
-                embedding_model="m", created_at=created or datetime.now(UTC))
+                id=uuid.uuid4().hex,
+                tenant_id=tenant,
+                title=body[:40],
+                category=category,
+                source="test",
+                scope=scope,
+                agent_id=agent,
+                meta={},
+                origin="api",
+                content_hash=uuid.uuid4().hex,
+                usage_count=0,
+                relevance=1.0,
+                embedding_model="m",
+                created_at=created or datetime.now(UTC),
+            )
             session.add(item)
             await session.flush()
-            chunk = KnowledgeChunkRow(tenant_id=tenant, item_id=item.id, ordinal=0, heading="", text=body,
-                                      embedding=b"\0" * 16, embedding_model="m")
+            chunk = KnowledgeChunkRow(
+                tenant_id=tenant,
+                item_id=item.id,
+                ordinal=0,
+                heading="",
+                text=body,
+                embedding=b"\0" * 16,
+                embedding_model="m",
+            )
             session.add(chunk)
             await session.flush()
             keys[chunk.seq] = item.id
@@ -75,10 +101,18 @@ async def test_filters_hold_when_the_best_matches_are_invisible(db, monkeypatch,
     old = await add(db, WEAK + " Old.", created=datetime.now(UTC) - timedelta(days=400))
     await analyse(db)
 
-    found = await search(db, "kubernetes ingress", k=5, agent_id="reviewer", category=["technical_documentation"])
+    found = await search(
+        db, "kubernetes ingress", k=5, agent_id="reviewer", category=["technical_documentation"]
+    )
     assert set(found) == {*mine, *tenant_wide, *shared, *old}
-    found = await search(db, "kubernetes ingress", k=5, agent_id="reviewer", category=["technical_documentation"],
-                         created_after=datetime.now(UTC) - timedelta(days=30))
+    found = await search(
+        db,
+        "kubernetes ingress",
+        k=5,
+        agent_id="reviewer",
+        category=["technical_documentation"],
+        created_after=datetime.now(UTC) - timedelta(days=30),
+    )
     assert set(found) == {*mine, *tenant_wide, *shared}
 
     # Without an agent the tenant sees its own agents' items, never another tenant's unshared ones.
@@ -86,7 +120,9 @@ async def test_filters_hold_when_the_best_matches_are_invisible(db, monkeypatch,
     assert not set(found) & set(strong_other_tenant)
     assert set(strong_other_agent) | set(strong_tutorials) <= set(found)
     assert set(found[:140]) == set(strong_other_agent) | set(strong_tutorials)  # the strong matches first
-    as_acme = await search(db, "kubernetes ingress", k=200, tenant="acme", category=["technical_documentation"])
+    as_acme = await search(
+        db, "kubernetes ingress", k=200, tenant="acme", category=["technical_documentation"]
+    )
     assert set(as_acme) == set(strong_other_tenant) | set(shared)
 
 
@@ -123,7 +159,10 @@ async def test_rare_words_select_the_chunks_and_every_word_counts(db, monkeypatc
     monkeypatch.setitem(fulltext.CANDIDATES, db.engine.dialect.name, 4)
     async with db.session() as session:
         plan = await fulltext.plan(session, "zeppelin storage")
-    assert [t.word for t in plan.essential] == ["zeppelin"] and [t.word for t in plan.scored] == ["zeppelin", "storage"]
+    assert [t.word for t in plan.essential] == ["zeppelin"] and [t.word for t in plan.scored] == [
+        "zeppelin",
+        "storage",
+    ]
     found = await search(db, "zeppelin storage", k=3)
     assert set(found) == set(rare)  # only chunks holding the rare word are ranked …
     assert found[0] == rare[1]  # … and the common word still counts in their order
@@ -132,9 +171,16 @@ async def test_rare_words_select_the_chunks_and_every_word_counts(db, monkeypatc
     if db.is_sqlite:  # bm25() of the rewritten expression is twice the BM25 of the plain OR query
         async with db.session() as session:
             scores = dict(await fulltext.search(session, "zeppelin storage", Filters(), "default", 3))
-            plain = dict((await session.execute(text(
-                "SELECT rowid, -bm25(knowledge_chunks_fts) FROM knowledge_chunks_fts "
-                "WHERE knowledge_chunks_fts MATCH '\"zeppelin\" OR \"storage\"'"))).all())
+            plain = dict(
+                (
+                    await session.execute(
+                        text(
+                            "SELECT rowid, -bm25(knowledge_chunks_fts) FROM knowledge_chunks_fts "
+                            'WHERE knowledge_chunks_fts MATCH \'"zeppelin" OR "storage"\''
+                        )
+                    )
+                ).all()
+            )
         assert all(abs(scores[key] - plain[key]) < 1e-9 for key in scores)
 
 
@@ -147,7 +193,12 @@ async def test_new_documents_are_found_at_once(db):
 
 async def test_query_syntax_is_not_interpreted(db):
     keys = await add(db, "the NEAR operator and column filters such as title: matter in FTS5 queries")
-    for query in ['NEAR(operator filters) "unbalanced', "title: operator*", "operator & !filters | (", "o'operator \\"]:
+    for query in [
+        'NEAR(operator filters) "unbalanced',
+        "title: operator*",
+        "operator & !filters | (",
+        "o'operator \\",
+    ]:
         assert await search(db, query) == list(keys), query
 
 
@@ -158,9 +209,14 @@ def test_choose_picks_the_rarest_words_within_the_budget():
     assert [t.word for t in plan.scored] == ["zeppelin", "storage", "hangar", "file"]
     plan = choose(found, 1000, "sqlite", cap=100)  # FTS5: words in a fifth of the chunks or more do not count
     assert [t.word for t in plan.scored] == ["zeppelin", "storage", "hangar"]
-    for dialect in ("sqlite", "postgresql"):  # every word too common: all count, chunks must hold the two rarest
+    for dialect in (
+        "sqlite",
+        "postgresql",
+    ):  # every word too common: all count, chunks must hold the two rarest
         plan = choose([Term("file", 900), Term("list", 800)], 1000, dialect, cap=100)
-        assert plan.every and [t.word for t in plan.essential] == ["list", "file"] == [t.word for t in plan.scored]
+        assert plan.every and [t.word for t in plan.essential] == ["list", "file"] == [
+            t.word for t in plan.scored
+        ]
     plan = choose([Term("file", None), Term("list", None)], 0, "postgresql", cap=100)  # never analysed
     assert [t.word for t in plan.essential] == ["file", "list"] and plan.candidates is None
 
@@ -178,15 +234,24 @@ async def test_postgres_frequencies_come_from_column_statistics_and_the_gin_inde
         assert plan.scored[-1].word == "everywhere" and plan.scored[-1].df > 150
         assert plan.scored[0].word == "zeppelin" and plan.scored[0].df < 50
         await session.execute(text("SET LOCAL enable_seqscan = off"))
-        explained = "\n".join(row[0] for row in await session.execute(text(
-            "EXPLAIN SELECT c.seq, c.tsv FROM knowledge_chunks c "
-            "WHERE c.tsv @@ to_tsquery('english', :match) LIMIT 1500"), {"match": "'zeppelin'"}))
+        explained = "\n".join(
+            row[0]
+            for row in await session.execute(
+                text(
+                    "EXPLAIN SELECT c.seq, c.tsv FROM knowledge_chunks c "
+                    "WHERE c.tsv @@ to_tsquery('english', :match) LIMIT 1500"
+                ),
+                {"match": "'zeppelin'"},
+            )
+        )
     assert "ix_knowledge_chunks_tsv" in explained
 
 
 async def test_hybrid_search_keeps_the_filters_over_http(kclient):
     async def item(content: str, **fields) -> str:
-        response = await kclient.post("/knowledge/items", json={"title": content[:30], "content": content, **fields})
+        response = await kclient.post(
+            "/knowledge/items", json={"title": content[:30], "content": content, **fields}
+        )
         assert response.status_code == 201, response.text
         return response.json()["item"]["id"]
 
@@ -195,9 +260,23 @@ async def test_hybrid_search_keeps_the_filters_over_http(kclient):
     mine = await item(WEAK, agent_id="reviewer", category="best_practices")
     everyone = await item(WEAK + " For every agent.", category="best_practices")
     for mode in ("fulltext", "hybrid"):
-        response = await kclient.post("/knowledge/search", json={
-            "query": "kubernetes ingress routes", "mode": mode, "k": 5, "filters": {"agent_id": "reviewer"}})
+        response = await kclient.post(
+            "/knowledge/search",
+            json={
+                "query": "kubernetes ingress routes",
+                "mode": mode,
+                "k": 5,
+                "filters": {"agent_id": "reviewer"},
+            },
+        )
         assert {hit["item_id"] for hit in response.json()["hits"]} == {mine, everyone}, mode
-        response = await kclient.post("/knowledge/search", json={
-            "query": "kubernetes ingress routes", "mode": mode, "k": 5, "filters": {"category": ["best_practices"]}})
+        response = await kclient.post(
+            "/knowledge/search",
+            json={
+                "query": "kubernetes ingress routes",
+                "mode": mode,
+                "k": 5,
+                "filters": {"category": ["best_practices"]},
+            },
+        )
         assert {hit["item_id"] for hit in response.json()["hits"]} == {mine, everyone}, mode

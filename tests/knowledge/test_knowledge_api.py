@@ -31,7 +31,8 @@ def tiny_pdf(text: str) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 "
+        b"0 R >> >> >>",
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -81,9 +82,17 @@ async def test_ingest_markdown_html_and_pdf_on_structure(kclient):
 
 async def test_modes_filters_and_scopes(kclient):
     pools = await upload(kclient, "pools.md", POOLS, category="best_practices")
-    private = (await kclient.post("/knowledge/items", json={
-        "title": "Deploy runbook", "content": "Deploy on Tuesdays only, after the change advisory board meets.",
-        "category": "project_specific", "agent_id": "devops-agent"})).json()
+    private = (
+        await kclient.post(
+            "/knowledge/items",
+            json={
+                "title": "Deploy runbook",
+                "content": "Deploy on Tuesdays only, after the change advisory board meets.",
+                "category": "project_specific",
+                "agent_id": "devops-agent",
+            },
+        )
+    ).json()
     assert private["item"]["scope"] == "agent"
 
     for mode in ("vector", "fulltext", "hybrid"):
@@ -114,7 +123,9 @@ async def test_stats_export_delete_import(kclient):
     deleted = await kclient.delete(f"/knowledge/items/{pools['item']['id']}")
     assert deleted.status_code == 200
     assert (await kclient.get(f"/knowledge/items/{pools['item']['id']}")).status_code == 404
-    assert all(h["item_id"] != pools["item"]["id"] for h in await search(kclient, "connection pool sizing", k=5))
+    assert all(
+        h["item_id"] != pools["item"]["id"] for h in await search(kclient, "connection pool sizing", k=5)
+    )
 
     imported = (await kclient.post("/knowledge/import", content="\n".join(exported))).json()
     assert imported == {"imported": 1, "skipped": 1}
@@ -125,46 +136,68 @@ async def test_stats_export_delete_import(kclient):
 
 
 async def test_learning_needs_a_high_reward_and_deduplicates(kclient):
-    base = {"task": "Our API returns 502 errors under load; what should we change?",
-            "answer": "Raise the upstream keep-alive timeout above the load balancer's idle timeout."}
+    base = {
+        "task": "Our API returns 502 errors under load; what should we change?",
+        "answer": "Raise the upstream keep-alive timeout above the load balancer's idle timeout.",
+    }
     low = (await kclient.post("/knowledge/learn", json={**base, "task_id": "t-low", "reward": 0.3})).json()
     assert low["action"] == "skipped"
-    created = (await kclient.post("/knowledge/learn", json={**base, "task_id": "t-high", "reward": 0.9})).json()
+    created = (
+        await kclient.post("/knowledge/learn", json={**base, "task_id": "t-high", "reward": 0.9})
+    ).json()
     assert created["action"] == "created"
     item = (await kclient.get(f"/knowledge/items/{created['item_id']}")).json()
-    assert item["origin"] == "learned" and item["task_id"] == "t-high" and item["metadata"]["provenance"] == ["t-high"]
+    assert (
+        item["origin"] == "learned"
+        and item["task_id"] == "t-high"
+        and item["metadata"]["provenance"] == ["t-high"]
+    )
     twin = (await kclient.post("/knowledge/learn", json={**base, "task_id": "t-twin", "reward": 1.0})).json()
     assert twin["action"] == "merged" and twin["item_id"] == created["item_id"]
     merged = (await kclient.get(f"/knowledge/items/{created['item_id']}")).json()
     assert merged["metadata"]["provenance"] == ["t-high", "t-twin"]
-    repeat = (await kclient.post("/knowledge/learn", json={**base, "task_id": "t-high", "reward": 0.9})).json()
+    repeat = (
+        await kclient.post("/knowledge/learn", json={**base, "task_id": "t-high", "reward": 0.9})
+    ).json()
     assert repeat["action"] == "skipped"
     assert (await kclient.get("/knowledge/stats")).json()["learned"] == 1
 
 
 async def test_usage_feedback_moves_relevance(kclient):
     pools = await upload(kclient, "pools.md", POOLS, category="best_practices")
-    used = (await kclient.post("/knowledge/context", json={"task": "How big should my connection pool be?",
-                                                           "task_id": "t-1", "budget_tokens": 400})).json()
+    used = (
+        await kclient.post(
+            "/knowledge/context",
+            json={"task": "How big should my connection pool be?", "task_id": "t-1", "budget_tokens": 400},
+        )
+    ).json()
     assert used["used"][0]["item_id"] == pools["item"]["id"] and "[K1]" in used["text"]
     assert used["tokens"] <= 400
     item = (await kclient.get(f"/knowledge/items/{pools['item']['id']}")).json()
     assert item["usage_count"] == 1
-    learned = (await kclient.post("/knowledge/learn", json={"task_id": "t-1", "task": "pool size", "answer": "small",
-                                                            "reward": 0.0})).json()
+    learned = (
+        await kclient.post(
+            "/knowledge/learn", json={"task_id": "t-1", "task": "pool size", "answer": "small", "reward": 0.0}
+        )
+    ).json()
     assert learned["adjusted"] == 1
     assert (await kclient.get(f"/knowledge/items/{pools['item']['id']}")).json()["relevance"] < 1.0
-    nothing = (await kclient.post("/knowledge/context", json={"task": "Bake a sourdough loaf", "budget_tokens": 400})).json()
+    nothing = (
+        await kclient.post("/knowledge/context", json={"task": "Bake a sourdough loaf", "budget_tokens": 400})
+    ).json()
     assert nothing["used"] == []
 
 
 async def test_reembedding_tracks_the_model_per_item(kclient):
     pools = await upload(kclient, "pools.md", POOLS, category="best_practices")
-    kclient.app.state.platform.model_service.register_alias("minilm-v2", provider="local", provider_model="all-MiniLM-L6-v2",
-                                                            kind="embedding")
+    kclient.app.state.platform.model_service.register_alias(
+        "minilm-v2", provider="local", provider_model="all-MiniLM-L6-v2", kind="embedding"
+    )
     result = (await kclient.post("/knowledge/reembed", json={"model": "minilm-v2"})).json()
     assert result == {"model": "minilm-v2", "items": 1, "chunks": 2}
-    assert (await kclient.get(f"/knowledge/items/{pools['item']['id']}")).json()["embedding_model"] == "minilm-v2"
+    assert (await kclient.get(f"/knowledge/items/{pools['item']['id']}")).json()[
+        "embedding_model"
+    ] == "minilm-v2"
     assert (await kclient.get("/knowledge/stats")).json()["by_embedding_model"] == {"minilm-v2": 1}
     hits = await search(kclient, "connection pool sizing", mode="vector", k=1)
     assert hits[0]["item_id"] == pools["item"]["id"]
@@ -176,8 +209,8 @@ async def test_vector_backend_is_reported_and_the_index_file_is_rebuilt(settings
         ready = (await client.get("/health/ready")).json()["checks"]["knowledge"]
         before = await search(client, "pool sizing", mode="vector", k=2)
     if settings.resolved_database_url().startswith("sqlite"):
-        assert "usearch" in ready["detail"]
-        index = Path(settings.data_dir) / "knowledge.usearch"
+        assert "hnswlib" in ready["detail"]
+        index = Path(settings.data_dir) / "knowledge.hnsw"
         assert index.exists()
         index.unlink()
     else:

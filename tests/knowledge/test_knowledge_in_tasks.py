@@ -7,38 +7,53 @@ import asyncio
 import uuid
 
 import pytest
+from embedded import embedded_app
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-
-from embedded import embedded_app
 from support import wait_for_status
 
-POOL_DOC = ("# Connection pools\n\n## Sizing\nKeep the connection pool small: twice the number of CPU cores is "
-            "a good start for PostgreSQL.\n")
+POOL_DOC = (
+    "# Connection pools\n\n## Sizing\nKeep the connection pool small: twice the number of CPU cores is "
+    "a good start for PostgreSQL.\n"
+)
 
 
 async def run_task(client, description: str, **metadata) -> dict:
-    response = await client.post("/assign-task", json={"description": description, "metadata": metadata,
-                                                      "agent_id": "full_stack_developer"})
+    response = await client.post(
+        "/assign-task",
+        json={"description": description, "metadata": metadata, "agent_id": "full_stack_developer"},
+    )
     assert response.status_code in (200, 201, 202), response.text
     return await wait_for_status(client, response.json()["task_id"], timeout=60)
 
 
 async def test_answer_uses_knowledge_and_memory_and_the_attempt_records_them(kclient, quoting):
-    upload = await kclient.post("/knowledge/upload", params={"filename": "pools.md"}, content=POOL_DOC.encode())
+    upload = await kclient.post(
+        "/knowledge/upload", params={"filename": "pools.md"}, content=POOL_DOC.encode()
+    )
     item_id = upload.json()["item"]["id"]
 
-    first = await run_task(kclient, "My production database is PostgreSQL 16 on a 4-core machine.",
-                           user_id="ana", session_id="monday")
+    first = await run_task(
+        kclient,
+        "My production database is PostgreSQL 16 on a 4-core machine.",
+        user_id="ana",
+        session_id="monday",
+    )
     assert first["status"] == "succeeded"
-    second = await run_task(kclient, "How large should the connection pool of my database server be?",
-                            user_id="ana", session_id="tuesday")
+    second = await run_task(
+        kclient,
+        "How large should the connection pool of my database server be?",
+        user_id="ana",
+        session_id="tuesday",
+    )
     assert second["status"] == "succeeded"
-    assert "twice the number of CPU cores" in second["result"]          # from the knowledge base
-    assert "PostgreSQL 16 on a 4-core machine" in second["result"]      # remembered from Monday's session
+    assert "twice the number of CPU cores" in second["result"]  # from the knowledge base
+    assert "PostgreSQL 16 on a 4-core machine" in second["result"]  # remembered from Monday's session
 
     attempt = second["attempts"][-1]
-    assert attempt["knowledge_used"][0]["item_id"] == item_id and attempt["knowledge_used"][0]["marker"] == "K1"
+    assert (
+        attempt["knowledge_used"][0]["item_id"] == item_id and attempt["knowledge_used"][0]["marker"] == "K1"
+    )
     assert attempt["memory_used"]["session_id"] == "tuesday" and attempt["memory_used"]["memories"]
     execution = (await kclient.get(f"/api/v1/tasks/{second['task_id']}")).json()
     assert execution["result"]["citations"] == ["K1"]
@@ -48,17 +63,25 @@ async def test_answer_uses_knowledge_and_memory_and_the_attempt_records_them(kcl
 
     continued = await run_task(kclient, "And what about the timeout?", user_id="ana", session_id="tuesday")
     prompt = [m.content for m in quoting.calls[-1].messages]
-    assert any("How large should the connection pool" in m for m in prompt[1:-1])  # the earlier turn, as a message
+    assert any(
+        "How large should the connection pool" in m for m in prompt[1:-1]
+    )  # the earlier turn, as a message
     assert continued["attempts"][-1]["memory_used"]["turns"] == 2
 
     feedback = await kclient.post(f"/tasks/{second['task_id']}/feedback", json={"score": 10})
     assert feedback.status_code == 200
     for _ in range(200):
-        learned = (await kclient.get("/knowledge/items", params={"source": f"task:{second['task_id']}"})).json()["items"]
+        learned = (
+            await kclient.get("/knowledge/items", params={"source": f"task:{second['task_id']}"})
+        ).json()["items"]
         if learned:
             break
         await asyncio.sleep(0.05)
-    assert learned and learned[0]["origin"] == "learned" and learned[0]["metadata"]["provenance"] == [second["task_id"]]
+    assert (
+        learned
+        and learned[0]["origin"] == "learned"
+        and learned[0]["metadata"]["provenance"] == [second["task_id"]]
+    )
     relevance = (await kclient.get(f"/knowledge/items/{item_id}")).json()["relevance"]
     assert relevance > 1.0  # the cited item led to a good outcome
 
@@ -98,9 +121,15 @@ async def test_pgvector_serves_vector_search_when_installed(settings, pgvector_u
     async with embedded_app(settings, quoting) as client:
         detail = (await client.get("/health/ready")).json()["checks"]["knowledge"]["detail"]
         assert "pgvector" in detail
-        pools = (await client.post("/knowledge/upload", params={"filename": "pools.md"}, content=POOL_DOC.encode())).json()
-        await client.post("/knowledge/items", json={"title": "Bread", "content": "Sourdough needs a ripe starter."})
-        hits = (await client.post("/knowledge/search", json={"query": "database pool size", "mode": "vector"})).json()
+        pools = (
+            await client.post("/knowledge/upload", params={"filename": "pools.md"}, content=POOL_DOC.encode())
+        ).json()
+        await client.post(
+            "/knowledge/items", json={"title": "Bread", "content": "Sourdough needs a ripe starter."}
+        )
+        hits = (
+            await client.post("/knowledge/search", json={"query": "database pool size", "mode": "vector"})
+        ).json()
         assert hits["hits"][0]["item_id"] == pools["item"]["id"] and "pgvector" in hits["vector_backend"]
         hybrid = (await client.post("/knowledge/search", json={"query": "database pool size"})).json()["hits"]
         assert hybrid[0]["text_rank"] == 1

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from embedded import with_embeddings
 from scripted import ScriptedProvider
 
@@ -57,12 +56,20 @@ def test_every_answer_is_stated_in_the_dialogue_and_mostly_outside_the_last_turn
         conversation = _text(t for s in d["sessions"] for t in s)
         for q in d["questions"]:
             label = f"{d['id']}: {q['question']}"
-            assert q["answer"] and q["accept"] and all(a == a.lower() and a.strip() for a in q["accept"]), label
+            assert q["answer"] and q["accept"] and all(a == a.lower() and a.strip() for a in q["accept"]), (
+                label
+            )
             assert bench.contains(conversation, q["accept"]), f"{label}: no accepted answer in the dialogue"
-            assert not bench.contains(q["question"], q["accept"]), f"{label}: the question gives the answer away"
+            assert not bench.contains(q["question"], q["accept"]), (
+                f"{label}: the question gives the answer away"
+            )
             if q.get("outdated"):
                 lowered = conversation.lower()
-                first_new = min(m.start() for a in q["accept"] for m in re.finditer(rf"(?<!\w){re.escape(a)}(?!\w)", lowered))
+                first_new = min(
+                    m.start()
+                    for a in q["accept"]
+                    for m in re.finditer(rf"(?<!\w){re.escape(a)}(?!\w)", lowered)
+                )
                 first_old = min(lowered.find(o) for o in q["outdated"] if o in lowered)
                 assert first_old <= first_new, f"{label}: the outdated value should come first"
             total += 1
@@ -80,21 +87,29 @@ def test_answers_match_whole_words_only():
 @pytest.mark.parametrize("dialogue_id", ["d09", "d12"])
 async def test_the_builder_puts_the_answer_in_context_where_the_last_turns_do_not(settings, dialogue_id):
     dialogue = next(d for d in DIALOGUES if d["id"] == dialogue_id)
-    platform = await bench.start_platform(settings, model_service=with_embeddings(settings, ScriptedProvider()))
+    platform = await bench.start_platform(
+        settings, model_service=with_embeddings(settings, ScriptedProvider())
+    )
     try:
         memory = platform.memory_service
         await bench.replay(memory, dialogue)
         session = await memory.get_session(bench.session_id(dialogue, 0))
         assert session.messages == 2 * len(dialogue["sessions"][0])
-        assert await memory.list_memories(dialogue["user"], "semantic"), "facts were learned from the first session"
+        assert await memory.list_memories(dialogue["user"], "semantic"), (
+            "facts were learned from the first session"
+        )
         for q in dialogue["questions"]:
-            built = await bench.both_contexts(memory, dialogue, q["question"], last_n=LAST_N,
-                                              budget=settings.memory_budget_tokens)
+            built = await bench.both_contexts(
+                memory, dialogue, q["question"], last_n=LAST_N, budget=settings.memory_budget_tokens
+            )
             baseline, _ = built["last-N baseline"]
             ours, _ = built["context builder"]
             assert len(baseline.turns) == LAST_N and not baseline.text
             assert not bench.contains(bench.context_text(baseline), q["accept"]), q["question"]
-            assert bench.contains(bench.context_text(ours), q["accept"]), (q["question"], bench.context_text(ours))
+            assert bench.contains(bench.context_text(ours), q["accept"]), (
+                q["question"],
+                bench.context_text(ours),
+            )
             assert ours.memories and ours.tokens <= settings.memory_budget_tokens
     finally:
         await platform.stop()

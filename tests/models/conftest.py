@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import uvicorn
+from upstream import FakeUpstream, free_port
 
 from agent_lightning.app import create_app
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database
 from agent_lightning.models.service import ModelService, build_model_service
-
-from upstream import FakeUpstream, free_port
 
 
 @pytest.fixture
@@ -72,7 +71,9 @@ class ServerThread:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, services=["models"])
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -100,6 +101,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
         log_level="WARNING",
         usage_flush_s=0.05,
         model_retry_backoff_s=0.01,
+        egress_allow=["127.0.0.1"],
     )
     with ServerThread(settings) as running:
         yield running

@@ -13,15 +13,28 @@ TASK = "Review this Helm chart for our kubernetes cluster"
 async def register_remote_agent(client, upstream: FakeUpstream, fallbacks: list[str]) -> None:
     alias = {
         "id": "remote-reviewer",
-        "deployments": [{"provider": "openai-compatible", "model": "reviewer-v3", "base_url": f"{upstream.url}/v1",
-                         "api_key": "sk-remote-agent-123456", "timeout_s": 5}],
+        "deployments": [
+            {
+                "provider": "openai-compatible",
+                "model": "reviewer-v3",
+                "base_url": f"{upstream.url}/v1",
+                "api_key": "sk-remote-agent-123456",
+                "timeout_s": 5,
+            }
+        ],
         "fallbacks": fallbacks,
         "description": "The platform team's reviewer agent, served by its own service.",
     }
     assert (await client.post("/models", json=alias)).status_code == 201
-    agent = {"id": "helm_reviewer", "name": "Helm Reviewer", "role": "reviewer", "model": "remote-reviewer",
-             "system_prompt": "You review Helm charts.", "expertise": ["helm", "chart", "kubernetes"],
-             "base_confidence": 0.95}
+    agent = {
+        "id": "helm_reviewer",
+        "name": "Helm Reviewer",
+        "role": "reviewer",
+        "model": "remote-reviewer",
+        "system_prompt": "You review Helm charts.",
+        "expertise": ["helm", "chart", "kubernetes"],
+        "base_confidence": 0.95,
+    }
     created = await client.post("/api/v2/agents", json=agent)
     assert created.status_code == 201, created.text
 
@@ -37,7 +50,9 @@ async def test_a_task_routed_to_an_agent_served_elsewhere(model_settings, fake_o
         assert task["status"] == "succeeded"
         assert task["result"] == f"openai-a says: {TASK}"  # the remote endpoint's answer
         sent = fake_openai.requests[0]
-        assert sent["model"] == "reviewer-v3" and sent["messages"][0]["content"].startswith("You review Helm charts.")
+        assert sent["model"] == "reviewer-v3" and sent["messages"][0]["content"].startswith(
+            "You review Helm charts."
+        )
         assert fake_openai.headers[0]["authorization"] == "Bearer sk-remote-agent-123456"
 
         # The endpoint goes down: the alias's fallback (here the platform's default model) answers instead,

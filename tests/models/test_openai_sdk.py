@@ -7,7 +7,6 @@ import math
 import httpx
 import openai
 import pytest
-
 from upstream import FakeUpstream
 
 
@@ -17,12 +16,17 @@ def sdk(server) -> openai.OpenAI:
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b)) / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / (
+        math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    )
 
 
 def test_chat_with_the_local_model(sdk):
     answer = sdk.chat.completions.create(
-        model="local", messages=[{"role": "user", "content": "What is the capital of France?"}], max_tokens=12, temperature=0
+        model="local",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=12,
+        temperature=0,
     )
     assert answer.object == "chat.completion" and answer.model == "local"
     assert answer.choices[0].message.role == "assistant" and answer.choices[0].message.content.strip()
@@ -49,7 +53,11 @@ def test_streaming_with_usage(sdk):
     usage = chunks[-1].usage
     assert chunks[-1].choices == [] and usage.completion_tokens > 0 and usage.prompt_tokens > 0
     # the same request without stream_options has no usage chunk, as with OpenAI
-    plain = list(sdk.chat.completions.create(model="local", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, stream=True))
+    plain = list(
+        sdk.chat.completions.create(
+            model="local", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, stream=True
+        )
+    )
     assert all(c.choices for c in plain) and all(c.usage is None for c in plain)
 
 
@@ -58,7 +66,7 @@ def test_embeddings_float_and_base64(sdk):
     floats = sdk.embeddings.create(model="all-minilm-l6-v2", input=texts, encoding_format="float")
     b64 = sdk.embeddings.create(model="all-minilm-l6-v2", input=texts)  # the SDK asks for base64 by default
     assert len(floats.data) == 3 and len(floats.data[0].embedding) == 384 and floats.usage.prompt_tokens > 0
-    for a, b in zip(floats.data, b64.data):
+    for a, b in zip(floats.data, b64.data, strict=True):
         assert a.embedding == pytest.approx(b.embedding, abs=1e-6)
     vectors = [d.embedding for d in floats.data]
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.3
@@ -75,14 +83,20 @@ def test_errors_in_openai_shape(sdk, server):
         sdk.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
     assert missing.value.code == "model_not_found" and missing.value.type == "invalid_request_error"
     with pytest.raises(openai.BadRequestError) as bad:
-        sdk.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}], temperature=3.5)
+        sdk.chat.completions.create(
+            model="local", messages=[{"role": "user", "content": "hi"}], temperature=3.5
+        )
     assert bad.value.param == "temperature" and bad.value.code == "invalid_value"
     with pytest.raises(openai.BadRequestError) as empty:
         sdk.chat.completions.create(model="local", messages=[])
     assert empty.value.param == "messages"
     with pytest.raises(openai.BadRequestError):
         sdk.embeddings.create(model="local", input="chat models do not embed")
-    raw = httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    raw = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
     # the management API keeps the platform's own error shape
     ours = httpx.get(f"{server.url}/models/no-such-model")
@@ -94,16 +108,38 @@ def test_tools_pass_through_and_streaming_via_an_upstream(sdk, server):
     try:
         created = httpx.post(
             f"{server.url}/models",
-            json={"id": "proxied", "deployments": [{"provider": "openai-compatible", "model": "m1", "base_url": f"{fake.url}/v1", "api_key": "sk-proxied-abcdef123456"}]},
+            json={
+                "id": "proxied",
+                "deployments": [
+                    {
+                        "provider": "openai-compatible",
+                        "model": "m1",
+                        "base_url": f"{fake.url}/v1",
+                        "api_key": "sk-proxied-abcdef123456",
+                    }
+                ],
+            },
         )
         assert created.status_code == 201
         assert created.json()["deployments"][0]["api_key"] == "sk-…3456"
-        tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-        answer = sdk.chat.completions.create(model="proxied", messages=[{"role": "user", "content": "weather?"}], tools=tools, seed=7)
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            }
+        ]
+        answer = sdk.chat.completions.create(
+            model="proxied", messages=[{"role": "user", "content": "weather?"}], tools=tools, seed=7
+        )
         assert answer.choices[0].finish_reason == "tool_calls"
         assert answer.choices[0].message.tool_calls[0].function.name == "weather"
         assert fake.requests[-1]["tools"] == tools and fake.requests[-1]["seed"] == 7
-        stream = sdk.chat.completions.create(model="proxied", messages=[{"role": "user", "content": "go"}], stream=True)
+        stream = sdk.chat.completions.create(
+            model="proxied", messages=[{"role": "user", "content": "go"}], stream=True
+        )
         assert "".join(c.choices[0].delta.content or "" for c in stream).strip() == "upstream says: go"
     finally:
         fake.stop()
@@ -120,7 +156,12 @@ async def test_models_client_implements_the_gateway_over_http(server):
         assert (await client.ready()).ok
         assert "local" in [m.id for m in await client.list_models()]
         result = await client.chat(
-            ChatRequest(model="local", messages=[ChatMessage(role="user", content="Say hello.")], max_tokens=6, metadata={"agent_id": "a1"})
+            ChatRequest(
+                model="local",
+                messages=[ChatMessage(role="user", content="Say hello.")],
+                max_tokens=6,
+                metadata={"agent_id": "a1"},
+            )
         )
         assert result.content and result.provider == "local" and result.completion_tokens > 0
         with pytest.raises(NotFound):

@@ -37,14 +37,16 @@ def free_port() -> int:
 class FakeUpstream:
     """One fake provider endpoint. `script` is consumed first; `requests` records every body received."""
 
-    def __init__(self, name: str, usage: tuple[int, int] = (10, 5)) -> None:
+    def __init__(
+        self, name: str, usage: tuple[int, int] = (10, 5), *, host: str = "127.0.0.1", **ssl: str
+    ) -> None:
         self.name = name
         self.usage = usage
         self.script: list[Step] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ssl else 'http'}://{host}:{self.port}"
         app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
@@ -52,7 +54,9 @@ class FakeUpstream:
                 Route("/v1/messages", self._anthropic_messages, methods=["POST"]),
             ]
         )
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=self.port, log_level="error", **ssl)
+        )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def start(self) -> FakeUpstream:
@@ -104,7 +108,14 @@ class FakeUpstream:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": body["tools"][0]["function"]["name"], "arguments": '{"city": "Paris"}'}}
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {
+                            "name": body["tools"][0]["function"]["name"],
+                            "arguments": '{"city": "Paris"}',
+                        },
+                    }
                 ],
             }
             finish = "tool_calls"
@@ -118,17 +129,36 @@ class FakeUpstream:
                     "created": 1,
                     "model": body["model"],
                     "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+                    "usage": {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                    },
                 }
             )
 
         async def events():
-            base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+            base = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+            }
             for word in text.split(" "):
-                chunk = {**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                chunk = {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}],
+                }
                 yield f"data: {json.dumps(chunk)}\n\n"
-            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
-            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            yield (
+                "data: "
+                f"{json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+            )
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
             yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
 
@@ -139,8 +169,18 @@ class FakeUpstream:
         if step is not None and (step.status != 200 or step.body is not None):
             return self._scripted(step)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in enumerate(inputs)]
-        return JSONResponse({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
+            for i, t in enumerate(inputs)
+        ]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        )
 
     async def _anthropic_messages(self, request: Request) -> Response:
         body, step = await self._next(request)
@@ -165,12 +205,26 @@ class FakeUpstream:
             def event(kind: str, data: dict[str, Any]) -> str:
                 return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
 
-            yield event("message_start", {"message": {"id": "msg_fake", "model": body["model"], "usage": {"input_tokens": prompt, "output_tokens": 1}}})
+            yield event(
+                "message_start",
+                {
+                    "message": {
+                        "id": "msg_fake",
+                        "model": body["model"],
+                        "usage": {"input_tokens": prompt, "output_tokens": 1},
+                    }
+                },
+            )
             yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
             for word in text.split(" "):
-                yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word + " "}})
+                yield event(
+                    "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word + " "}}
+                )
             yield event("content_block_stop", {"index": 0})
-            yield event("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": completion}})
+            yield event(
+                "message_delta",
+                {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": completion}},
+            )
             yield event("message_stop", {})
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_lightning.agents.schemas import Agent, AgentList, AgentStatus
+from agent_lightning.agents.schemas import Agent, AgentList, AgentStatus, ToolPolicy
 from agent_lightning.core.resilience import ServiceCaller
 
 
@@ -21,3 +21,7 @@ class AgentsClient:
         params = {"status": status} if status else None
         response = await self.caller.request("GET", ["/api/v2/agents"], params=params)
         return AgentList.model_validate(response.json()).items
+
+    async def tool_policy(self) -> ToolPolicy:
+        response = await self.caller.request("GET", ["/api/v2/agents/tool-policy"])
+        return ToolPolicy.model_validate(response.json())

@@ -1,10 +1,11 @@
-"""The default fleet: eight specialised agents seeded on first start.
+"""The default fleet: nine specialised agents seeded on first start.
 
 Each prompt says what the agent is for, how it answers and what it hands off, so that the same local
 model behaves differently per agent. Keywords feed the capability match of the routing policy: a
 specialist fits a task at up to `base_confidence` when its expertise keywords appear; the generalist
-fits any task at its (lower) `base_confidence`, so it wins when no specialist matches. Temperatures are
-low (≤ 0.3): the small local model wanders off at higher ones.
+fits any task at its (lower) `base_confidence`, so it wins when no specialist matches. The analyst acts: it
+runs Python and searches the knowledge base, and the router sends it the tasks that need those tools.
+Temperatures are low (≤ 0.3): the small local model wanders off at higher ones.
 """
 
 from __future__ import annotations
@@ -28,12 +29,32 @@ DEFAULT_FLEET: list[AgentCreate] = [
         base_confidence=0.85,
         capabilities=["write_code", "debug", "review_code", "design_api", "frontend", "backend"],
         expertise=[
-            "website", "web", "html", "css", "javascript", "typescript", "frontend", "backend", "api",
-            "react", "rest", "endpoint", "form", "page", "component", "fastapi", "node", "python",
-            "function", "code", "script", "class", "implement", "algorithm",
+            "website",
+            "web",
+            "html",
+            "css",
+            "javascript",
+            "typescript",
+            "frontend",
+            "backend",
+            "api",
+            "react",
+            "rest",
+            "endpoint",
+            "form",
+            "page",
+            "component",
+            "fastapi",
+            "node",
+            "python",
+            "function",
+            "code",
+            "script",
+            "class",
+            "implement",
+            "algorithm",
         ],
         weak_keywords=["penetration", "encryption", "statistics", "kubernetes"],
-        tools=["code_generation", "code_review", "debugging"],
     ),
     AgentCreate(
         id="security_expert",
@@ -42,20 +63,33 @@ DEFAULT_FLEET: list[AgentCreate] = [
         description="Finds and fixes vulnerabilities; reviews authentication, secrets and encryption.",
         system_prompt=(
             "You are an application security engineer. Assess the request for threats (OWASP Top 10, "
-            "injection, broken authentication, secrets exposure, weak cryptography). Structure the answer as: "
-            "Findings (each with severity), Impact, Fix (concrete code or configuration), and How to verify. "
-            "Never give instructions that help attack systems the user does not own."
+            "injection, broken authentication, secrets exposure, weak cryptography). Structure the answer "
+            "as: Findings (each with severity), Impact, Fix (concrete code or configuration), and How to "
+            "verify. Never give instructions that help attack systems the user does not own."
         ),
         temperature=0.2,
         max_tokens=768,
         base_confidence=0.9,
         capabilities=["security_audit", "review_code", "threat_model"],
         expertise=[
-            "security", "secure", "audit", "penetration", "vulnerability", "vulnerabilities", "encryption",
-            "authentication", "authorization", "xss", "csrf", "injection", "password", "secret", "tls", "owasp",
+            "security",
+            "secure",
+            "audit",
+            "penetration",
+            "vulnerability",
+            "vulnerabilities",
+            "encryption",
+            "authentication",
+            "authorization",
+            "xss",
+            "csrf",
+            "injection",
+            "password",
+            "secret",
+            "tls",
+            "owasp",
         ],
         weak_keywords=["website", "html", "css", "frontend", "design"],
-        tools=["security_scan", "code_review"],
     ),
     AgentCreate(
         id="data_scientist",
@@ -73,17 +107,30 @@ DEFAULT_FLEET: list[AgentCreate] = [
         base_confidence=0.85,
         capabilities=["analyze_data", "machine_learning", "generate_reports", "write_code"],
         expertise=[
-            "data", "dataset", "analysis", "analyze", "statistics", "statistical", "visualization", "ml",
-            "machine learning", "model", "regression", "classification", "pandas", "csv", "forecast",
+            "data",
+            "dataset",
+            "analysis",
+            "analyze",
+            "statistics",
+            "statistical",
+            "visualization",
+            "ml",
+            "machine learning",
+            "model",
+            "regression",
+            "classification",
+            "pandas",
+            "csv",
+            "forecast",
         ],
         weak_keywords=["security", "deployment", "css"],
-        tools=["code_generation", "data_analysis"],
     ),
     AgentCreate(
         id="devops_engineer",
         name="DevOps Engineer",
         role="devops_engineer",
-        description="Deploys, automates and operates services: CI/CD, containers, infrastructure, monitoring.",
+        description="Deploys, automates and operates services: CI/CD, containers, infrastructure, "
+        "monitoring.",
         system_prompt=(
             "You are a DevOps engineer. Give runnable configuration (Dockerfile, docker compose, Kubernetes "
             "manifests, GitHub Actions, Terraform, shell) with the commands to apply it. Call out rollback, "
@@ -94,11 +141,24 @@ DEFAULT_FLEET: list[AgentCreate] = [
         base_confidence=0.85,
         capabilities=["deploy", "automate", "monitor", "infrastructure"],
         expertise=[
-            "deploy", "deployment", "infrastructure", "ci", "cd", "pipeline", "monitoring", "docker",
-            "kubernetes", "k8s", "terraform", "helm", "nginx", "server", "container", "prometheus",
+            "deploy",
+            "deployment",
+            "infrastructure",
+            "ci",
+            "cd",
+            "pipeline",
+            "monitoring",
+            "docker",
+            "kubernetes",
+            "k8s",
+            "terraform",
+            "helm",
+            "nginx",
+            "server",
+            "container",
+            "prometheus",
         ],
         weak_keywords=["frontend", "ui", "design", "statistics"],
-        tools=["deployment", "shell"],
     ),
     AgentCreate(
         id="qa_tester",
@@ -116,11 +176,21 @@ DEFAULT_FLEET: list[AgentCreate] = [
         base_confidence=0.8,
         capabilities=["test", "review_code", "debug"],
         expertise=[
-            "test", "tests", "testing", "qa", "quality", "automation", "bug", "regression", "pytest",
-            "unit test", "coverage", "reproduce", "e2e",
+            "test",
+            "tests",
+            "testing",
+            "qa",
+            "quality",
+            "automation",
+            "bug",
+            "regression",
+            "pytest",
+            "unit test",
+            "coverage",
+            "reproduce",
+            "e2e",
         ],
         weak_keywords=["production", "deployment", "security"],
-        tools=["testing", "code_review"],
     ),
     AgentCreate(
         id="technical_writer",
@@ -137,11 +207,20 @@ DEFAULT_FLEET: list[AgentCreate] = [
         base_confidence=0.8,
         capabilities=["write_documentation", "generate_reports"],
         expertise=[
-            "document", "documentation", "docs", "readme", "guide", "tutorial", "explain", "write",
-            "release notes", "changelog", "manual", "reference",
+            "document",
+            "documentation",
+            "docs",
+            "readme",
+            "guide",
+            "tutorial",
+            "explain",
+            "write",
+            "release notes",
+            "changelog",
+            "manual",
+            "reference",
         ],
         weak_keywords=["deploy", "penetration", "regression"],
-        tools=["documentation"],
     ),
     AgentCreate(
         id="database_specialist",
@@ -158,11 +237,59 @@ DEFAULT_FLEET: list[AgentCreate] = [
         base_confidence=0.85,
         capabilities=["design_schema", "write_sql", "optimize"],
         expertise=[
-            "database", "sql", "query", "queries", "schema", "table", "index", "postgres", "postgresql",
-            "mysql", "sqlite", "migration", "join", "transaction",
+            "database",
+            "sql",
+            "query",
+            "queries",
+            "schema",
+            "table",
+            "index",
+            "postgres",
+            "postgresql",
+            "mysql",
+            "sqlite",
+            "migration",
+            "join",
+            "transaction",
         ],
         weak_keywords=["css", "frontend", "penetration"],
-        tools=["code_generation"],
+    ),
+    AgentCreate(
+        id="analyst",
+        name="Analyst",
+        role="analyst",
+        description="Answers questions that need a calculation, a look-up or data, by running Python and "
+        "searching the knowledge base.",
+        system_prompt=(
+            "You are an analyst who only states results you have checked. For arithmetic, dates, counting or "
+            "any data question, write a short Python program that prints the result and run it with the "
+            "python tool. For questions about the team's documents, search with knowledge_search. Then "
+            "answer in one sentence that gives the result."
+        ),
+        temperature=0.1,
+        max_tokens=160,
+        base_confidence=0.9,
+        capabilities=["calculate", "analyze_data", "look_up"],
+        expertise=[
+            "calculate",
+            "compute",
+            "how many",
+            "how much",
+            "sum",
+            "average",
+            "total",
+            "percent",
+            "percentage",
+            "multiply",
+            "divide",
+            "square root",
+            "convert",
+            "count",
+            "knowledge base",
+        ],
+        tools=["python", "knowledge_search"],
+        tool_choice="required",
+        max_steps=3,
     ),
     AgentCreate(
         id="general_assistant",
@@ -181,6 +308,5 @@ DEFAULT_FLEET: list[AgentCreate] = [
         capabilities=["answer", "summarize", "coordinate"],
         expertise=["general", "help", "assist", "coordinate", "question", "summarize", "summary", "plan"],
         weak_keywords=[],
-        tools=[],
     ),
 ]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import time
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,15 +19,23 @@ from agent_lightning.agents.schemas import (
     AgentStatus,
     AgentUpdate,
     SpecOverrides,
+    ToolPolicy,
 )
-from agent_lightning.agents.tables import AgentRow, AgentVersionRow
-from agent_lightning.core.db import Database
+from agent_lightning.agents.tables import AgentRow, AgentVersionRow, ToolPolicyRow
+from agent_lightning.core.db import Database, utcnow
 from agent_lightning.core.errors import Conflict, Invalid, NotFound
-from agent_lightning.core.tenancy import current_tenant
-from agent_lightning.models.schemas import ModelGateway
+from agent_lightning.core.tenancy import all_tenants, current_tenant, tenant_get, tenant_select
+from agent_lightning.models.schemas import ModelGateway, ModelStatus
 
 SPEC_FIELDS = tuple(AgentSpec.model_fields)
-TRANSITIONS: dict[str, set[str]] = {"draft": {"active", "retired"}, "active": {"retired"}, "retired": set()}
+TRANSITIONS: dict[AgentStatus, set[AgentStatus]] = {
+    AgentStatus.DRAFT: {AgentStatus.ACTIVE, AgentStatus.RETIRED},
+    AgentStatus.ACTIVE: {AgentStatus.RETIRED},
+    AgentStatus.RETIRED: set(),
+}
+ROSTER_TTL_S = 1.0
+"""How long a process answers from its copy of a tenant's roster: its own changes show at once, another
+process's within this (every task reads the roster twice: to route it and to run it)."""
 
 
 def _to_agent(row: AgentRow, version: AgentVersionRow) -> Agent:
@@ -44,17 +57,36 @@ def _to_agent(row: AgentRow, version: AgentVersionRow) -> Agent:
 class AgentService:
     """Create, version, specialise, validate and retire agents."""
 
-    def __init__(self, db: Database, models: ModelGateway) -> None:
+    def __init__(
+        self,
+        db: Database,
+        models: ModelGateway,
+        *,
+        check_tools: Callable[[AgentSpec, ToolPolicy], Awaitable[None]] | None = None,
+        check_policy: Callable[[ToolPolicy], None] | None = None,
+    ) -> None:
         self.db = db
         self.models = models
+        self.check_tools = (
+            check_tools  # raises Invalid for permissions no tool answers to or the policy denies
+        )
+        self.check_policy = check_policy  # raises Invalid for a policy that names no tool
+        self._policies: dict[str, tuple[float, ToolPolicy]] = {}  # tenant -> (read at, its tool policy)
+        self._rosters: dict[str, tuple[float, dict[str, Agent]]] = {}  # tenant -> (read at, agents by id)
+        self._reading: dict[
+            str, asyncio.Future
+        ] = {}  # tenant -> the read in flight, which every caller awaits
+        self._changes = 0  # a roster read while an agent changed is not kept
 
     async def get(self, agent_id: str, *, version: int | None = None) -> Agent:
         """One agent at its current version (or the version asked for)."""
+        if version is None and (agent := (await self._roster()).get(agent_id)) is not None:
+            return agent
         async with self.db.session() as session:
             row = await self._row(session, agent_id)
             wanted = version or row.version
             version_row = await session.scalar(
-                select(AgentVersionRow).where(
+                tenant_select(AgentVersionRow).where(
                     AgentVersionRow.agent_id == agent_id, AgentVersionRow.version == wanted
                 )
             )
@@ -64,35 +96,69 @@ class AgentService:
 
     async def list(self, *, status: AgentStatus | None = None) -> list[Agent]:
         """Every agent of the tenant at its current version, optionally of one status."""
+        return [a for a in (await self._roster()).values() if status is None or a.status == status]
+
+    async def _roster(self) -> dict[str, Agent]:
+        """The tenant's agents at their current versions, by id (ordered), from this process's copy while it
+        is fresh (`ROSTER_TTL_S`)."""
+        tenant = current_tenant()
+        kept = self._rosters.get(tenant)
+        if kept is not None and time.monotonic() - kept[0] < ROSTER_TTL_S:
+            return kept[1]
+        reading = self._reading.get(tenant)
+        if reading is None or reading.done():
+            reading = self._reading[tenant] = asyncio.ensure_future(self._read_roster(tenant))
+        return await asyncio.shield(reading)
+
+    async def _read_roster(self, tenant: str) -> dict[str, Agent]:
+        changes, read_at = self._changes, time.monotonic()
         query = (
-            select(AgentRow, AgentVersionRow)
+            tenant_select(AgentRow, AgentVersionRow, tenant=tenant)
             .join(
                 AgentVersionRow,
                 (AgentVersionRow.agent_id == AgentRow.id) & (AgentVersionRow.version == AgentRow.version),
             )
-            .where(AgentRow.tenant_id == current_tenant())
             .order_by(AgentRow.id)
         )
-        if status:
-            query = query.where(AgentRow.status == status)
         async with self.db.session() as session:
-            return [_to_agent(row, version) for row, version in (await session.execute(query)).all()]
+            roster = {
+                row.id: _to_agent(row, version) for row, version in (await session.execute(query)).all()
+            }
+        if changes == self._changes:
+            self._rosters[tenant] = (read_at, roster)
+        return roster
 
-    async def versions(self, agent_id: str) -> list[Agent]:
+    def _changed(self) -> None:
+        """This process changed an agent: every copy of a roster is read again."""
+        self._changes += 1
+        self._rosters.clear()
+        self._policies.clear()
+        self._reading.clear()  # a read begun before the change may miss it: callers from now on read again
+
+    async def versions(self, agent_id: str) -> builtins.list[Agent]:
         """Every version of one agent, oldest first."""
         async with self.db.session() as session:
             row = await self._row(session, agent_id)
             rows = await session.scalars(
-                select(AgentVersionRow).where(AgentVersionRow.agent_id == agent_id).order_by(AgentVersionRow.version)
+                tenant_select(AgentVersionRow)
+                .where(AgentVersionRow.agent_id == agent_id)
+                .order_by(AgentVersionRow.version)
             )
             return [_to_agent(row, version) for version in rows]
 
-    async def create(self, data: AgentCreate, *, parent_id: str | None = None) -> Agent:
+    async def create(
+        self, data: AgentCreate, *, parent_id: str | None = None, check_model: bool = True
+    ) -> Agent:
         """A new agent at version 1. Unknown model → 422; taken id or name → 409."""
-        await self._check_model(data.model)
+        if check_model:
+            await self._check_model(data.model)
         spec = AgentSpec.model_validate(data.model_dump(include=set(SPEC_FIELDS)))
+        await self._check_tools(spec)
         async with self.db.session() as session:
-            if await session.get(AgentRow, data.id) is not None:
+            taken = all_tenants(
+                select(AgentRow.id).where(AgentRow.id == data.id), "agent ids are unique across tenants"
+            )
+            if await session.scalar(taken) is not None:
                 raise Conflict(f"An agent with id '{data.id}' already exists.", code="agent_exists")
             await self._check_name_free(session, data.name)
             row = AgentRow(
@@ -110,7 +176,10 @@ class AgentService:
             try:
                 await session.flush()
             except IntegrityError as exc:  # a concurrent create won the race
-                raise Conflict(f"Agent '{data.id}' conflicts with an existing agent.", code="agent_exists") from exc
+                raise Conflict(
+                    f"Agent '{data.id}' conflicts with an existing agent.", code="agent_exists"
+                ) from exc
+        self._changed()
         return await self.get(data.id)
 
     async def update(self, agent_id: str, data: AgentUpdate) -> Agent:
@@ -118,7 +187,7 @@ class AgentService:
         changes = data.model_dump(exclude_unset=True)
         async with self.db.session() as session:
             row = await self._row(session, agent_id)
-            if row.status == "retired":
+            if row.status == AgentStatus.RETIRED:
                 raise Conflict(f"Agent '{agent_id}' is retired and cannot change.", code="agent_retired")
             if "name" in changes and changes["name"] != row.name:
                 await self._check_name_free(session, changes["name"])
@@ -129,8 +198,10 @@ class AgentService:
             spec = self._merge(current, data)
             if spec != self._spec_of(current):
                 await self._check_model(spec.model)
+                await self._check_tools(spec, self._spec_of(current))
                 row.version += 1
                 session.add(self._version_row(row, row.version, spec))
+        self._changed()
         return await self.get(agent_id)
 
     async def specialize(self, parent_id: str, data: AgentSpecialize) -> Agent:
@@ -152,57 +223,102 @@ class AgentService:
         async with self.db.session() as session:
             row = await self._row(session, agent_id)
             if status != row.status:
-                if status not in TRANSITIONS[row.status]:
+                if status not in TRANSITIONS[AgentStatus(row.status)]:
                     raise Conflict(
-                        f"Agent '{agent_id}' cannot go from {row.status} to {status}.", code="invalid_transition"
+                        f"Agent '{agent_id}' cannot go from {row.status} to {status}.",
+                        code="invalid_transition",
                     )
                 row.status = status
+        self._changed()
         return await self.get(agent_id)
 
-    async def seed(self, fleet: list[AgentCreate]) -> int:
+    async def seed(self, fleet: builtins.list[AgentCreate]) -> int:
         """Create the agents of `fleet` that do not exist yet; return how many were created.
-        Safe when several processes seed the same database at once."""
+        Safe when several processes seed the same database at once. The fleet's models are not looked up: it
+        names the platform's default aliases, and a process seeding at start must not wait for the models
+        service (in split mode it may start later)."""
         existing = {agent.id for agent in await self.list()}
         created = 0
         for agent in fleet:
             if agent.id not in existing:
                 try:
-                    await self.create(agent)
+                    await self.create(agent, check_model=False)
                     created += 1
                 except Conflict:
                     pass  # another process created it first
+        self._changed()  # the roster read above may predate agents another process seeded meanwhile
         return created
 
     # -- helpers -------------------------------------------------------------------------------------
 
     async def _row(self, session: AsyncSession, agent_id: str) -> AgentRow:
-        row = await session.get(AgentRow, agent_id)
-        if row is None or row.tenant_id != current_tenant():
+        row = await tenant_get(session, AgentRow, agent_id)
+        if row is None:
             raise NotFound(f"Unknown agent '{agent_id}'.", code="agent_not_found")
         return row
 
     async def _version(self, session: AsyncSession, row: AgentRow) -> AgentVersionRow:
         return await session.scalar(
-            select(AgentVersionRow).where(
+            tenant_select(AgentVersionRow).where(
                 AgentVersionRow.agent_id == row.id, AgentVersionRow.version == row.version
             )
         )
 
     async def _check_name_free(self, session: AsyncSession, name: str) -> None:
-        taken = await session.scalar(
-            select(AgentRow.id).where(AgentRow.tenant_id == current_tenant(), AgentRow.name == name)
-        )
+        taken = await session.scalar(tenant_select(AgentRow.id).where(AgentRow.name == name))
         if taken:
             raise Conflict(f"The name '{name}' is taken by agent '{taken}'.", code="agent_name_taken")
 
     async def _check_model(self, model: str) -> None:
-        known = {info.id for info in await self.models.list_models() if info.kind == "chat" and info.status == "active"}
+        known = {
+            info.id
+            for info in await self.models.list_models()
+            if info.kind == "chat" and info.status == ModelStatus.ACTIVE
+        }
         if model not in known:
             raise Invalid(
                 f"Unknown or unusable chat model '{model}'.",
                 code="unknown_model",
                 details={"known_models": sorted(known)},
             )
+
+    async def _check_tools(self, spec: AgentSpec, previous: AgentSpec | None = None) -> None:
+        """Check the tool settings when they are new (an agent stored before tools existed keeps its
+        labels)."""
+        fields = ("tools", "require_approval", "mcp_servers")
+        if previous is not None and all(getattr(spec, f) == getattr(previous, f) for f in fields):
+            return
+        if self.check_tools is not None:
+            await self.check_tools(spec, await self.tool_policy())
+
+    async def tool_policy(self) -> ToolPolicy:
+        """The current tenant's tool policy (every tool the operator allows when it has none)."""
+        tenant = current_tenant()
+        kept = self._policies.get(tenant)
+        if kept is not None and time.monotonic() - kept[0] < ROSTER_TTL_S:
+            return kept[1]
+        read_at = time.monotonic()
+        async with self.db.session() as session:
+            row = await tenant_get(session, ToolPolicyRow, tenant)
+        policy = ToolPolicy() if row is None else ToolPolicy(allow=row.allow, deny=row.deny)
+        self._policies[tenant] = (read_at, policy)
+        return policy
+
+    async def set_tool_policy(self, policy: ToolPolicy) -> ToolPolicy:
+        """Replace the current tenant's tool policy (422 for a name no tool answers to). Agents that already
+        hold a tool it now denies keep the grant on paper; every call of the tool is denied."""
+        if self.check_policy is not None:
+            self.check_policy(policy)
+        values = {"allow": policy.allow, "deny": policy.deny, "updated_at": utcnow()}
+        upsert = (
+            self.db.insert(ToolPolicyRow)
+            .values(tenant_id=current_tenant(), **values)
+            .on_conflict_do_update(index_elements=["tenant_id"], set_=values)
+        )  # one statement: two first PUTs at once both succeed, the later one's policy stays
+        async with self.db.session() as session:
+            await session.execute(upsert)
+        self._changed()
+        return policy
 
     @staticmethod
     def _spec_of(source: object) -> AgentSpec:
@@ -211,7 +327,13 @@ class AgentService:
     @classmethod
     def _merge(cls, base: object, overrides: SpecOverrides) -> AgentSpec:
         merged = cls._spec_of(base).model_dump()
-        merged.update({k: v for k, v in overrides.model_dump(exclude_unset=True).items() if k in SPEC_FIELDS and v is not None})
+        merged.update(
+            {
+                k: v
+                for k, v in overrides.model_dump(exclude_unset=True).items()
+                if k in SPEC_FIELDS and v is not None
+            }
+        )
         return AgentSpec.model_validate(merged)
 
     @staticmethod

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from agent_lightning.core.db import Base, TenantMixin, TimestampMixin
+from agent_lightning.agents.schemas import AgentStatus
+from agent_lightning.core.db import Base, TenantMixin, TimestampMixin, UTCDateTime, utcnow
 
 
 class AgentRow(TenantMixin, TimestampMixin, Base):
@@ -16,7 +19,7 @@ class AgentRow(TenantMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=AgentStatus.ACTIVE, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -44,5 +47,20 @@ class AgentVersionRow(TenantMixin, TimestampMixin, Base):
     expertise: Mapped[list] = mapped_column(default=list)
     weak_keywords: Mapped[list] = mapped_column(default=list)
     tools: Mapped[list] = mapped_column(default=list)
+    require_approval: Mapped[list] = mapped_column(default=list)
+    mcp_servers: Mapped[list] = mapped_column(default=list)
+    max_steps: Mapped[int] = mapped_column(Integer, default=6)
+    tool_choice: Mapped[str] = mapped_column(String(16), default="auto")
 
     agent: Mapped[AgentRow] = relationship(back_populates="versions")
+
+
+class ToolPolicyRow(Base):
+    """A tenant's tool policy (no row: every tool the operator did not turn off)."""
+
+    __tablename__ = "tool_policies"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    allow: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    deny: Mapped[list] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

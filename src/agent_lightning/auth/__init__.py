@@ -1,1 +1,1 @@
-"""Users, API keys and access tokens (see README "Authentication and roles")."""
+"""Users, API keys and access tokens (see docs "Authentication and roles")."""

@@ -27,11 +27,26 @@ from agent_lightning.agents.schemas import Agent, AgentCreate
 from agent_lightning.orchestrator.matching import capability_score
 from agent_lightning.orchestrator.policy import Candidate, RoutingContext, RoutingPolicy, make_policy
 
-CATEGORIES = ["web_development", "security_task", "data_analysis", "deployment_task", "testing_task", "documentation_task"]
+CATEGORIES = [
+    "web_development",
+    "security_task",
+    "data_analysis",
+    "deployment_task",
+    "testing_task",
+    "documentation_task",
+]
 
 WORDS = {
     "web_development": ["website", "html", "css", "frontend", "react", "page", "javascript", "form"],
-    "security_task": ["security", "vulnerability", "xss", "injection", "encryption", "authentication", "audit"],
+    "security_task": [
+        "security",
+        "vulnerability",
+        "xss",
+        "injection",
+        "encryption",
+        "authentication",
+        "audit",
+    ],
     "data_analysis": ["data", "dataset", "statistics", "regression", "analysis", "forecast", "csv"],
     "deployment_task": ["deploy", "docker", "kubernetes", "pipeline", "infrastructure", "helm", "server"],
     "testing_task": ["test", "regression", "bug", "coverage", "pytest", "qa", "reproduce"],
@@ -45,19 +60,23 @@ PLAIN = {  # the same categories said without any keyword a bucket knows
     "testing_task": "check the checkout still works after the change",
     "documentation_task": "write down how new colleagues set up their laptop",
 }
-TEMPLATES = ["Please {w0} {w1} for the {thing}", "{w0} and {w1}: {thing}", "We need {w0}, {w1} and {w2} on the {thing}"]
+TEMPLATES = [
+    "Please {w0} {w1} for the {thing}",
+    "{w0} and {w1}: {thing}",
+    "We need {w0}, {w1} and {w2} on the {thing}",
+]
 THINGS = ["billing service", "mobile app", "admin portal", "reporting job", "checkout", "public API"]
 
 # Hidden skill: what each agent really achieves per category (the declared expertise is partly wrong).
 SKILL = {
     "full_stack_developer": [0.85, 0.80, 0.40, 0.50, 0.55, 0.50],  # the best at security, undeclared
-    "security_expert":      [0.40, 0.50, 0.30, 0.40, 0.45, 0.40],  # overclaims security
-    "data_scientist":       [0.30, 0.20, 0.60, 0.30, 0.40, 0.50],
-    "devops_engineer":      [0.40, 0.50, 0.30, 0.90, 0.50, 0.40],
-    "qa_tester":            [0.50, 0.50, 0.40, 0.40, 0.90, 0.50],
-    "technical_writer":     [0.30, 0.30, 0.40, 0.30, 0.40, 0.60],
-    "database_specialist":  [0.40, 0.40, 0.90, 0.50, 0.40, 0.40],  # the real data expert
-    "general_assistant":    [0.50, 0.45, 0.50, 0.60, 0.50, 0.85],  # writes better docs than the writer
+    "security_expert": [0.40, 0.50, 0.30, 0.40, 0.45, 0.40],  # overclaims security
+    "data_scientist": [0.30, 0.20, 0.60, 0.30, 0.40, 0.50],
+    "devops_engineer": [0.40, 0.50, 0.30, 0.90, 0.50, 0.40],
+    "qa_tester": [0.50, 0.50, 0.40, 0.40, 0.90, 0.50],
+    "technical_writer": [0.30, 0.30, 0.40, 0.30, 0.40, 0.60],
+    "database_specialist": [0.40, 0.40, 0.90, 0.50, 0.40, 0.40],  # the real data expert
+    "general_assistant": [0.50, 0.45, 0.50, 0.60, 0.50, 0.85],  # writes better docs than the writer
 }
 NEW_AGENT = AgentCreate(
     id="ml_specialist",
@@ -94,7 +113,9 @@ def task_stream(seed: int, n: int) -> Iterator[Task]:
             if roll < 0.40:  # a word from another category slips in
                 other = CATEGORIES[rng.randrange(len(CATEGORIES))]
                 words[rng.randrange(3)] = rng.choice(WORDS[other])
-            text = rng.choice(TEMPLATES).format(w0=words[0], w1=words[1], w2=words[2], thing=rng.choice(THINGS))
+            text = rng.choice(TEMPLATES).format(
+                w0=words[0], w1=words[1], w2=words[2], thing=rng.choice(THINGS)
+            )
         yield Task(c, text, binary=rng.random() < 0.5, noise=rng.gauss(0, 0.1))
 
 
@@ -109,7 +130,10 @@ def hashed_embedding(text: str, dim: int = 64) -> tuple[float, ...]:
 
 def _agents() -> dict[str, Agent]:
     now = datetime.now(UTC)
-    return {a.id: Agent(**a.model_dump(), version=1, created_at=now, updated_at=now) for a in [*DEFAULT_FLEET, NEW_AGENT]}
+    return {
+        a.id: Agent(**a.model_dump(), version=1, created_at=now, updated_at=now)
+        for a in [*DEFAULT_FLEET, NEW_AGENT]
+    }
 
 
 @dataclass
@@ -123,9 +147,15 @@ class RunResult:
     decision_ms: list[float] = field(default_factory=list)
 
 
-def run(policy: RoutingPolicy, seed: int, n: int = 5000, drift_at: int = 2500, join_at: int = 3000,
-        embed: Callable[[str], tuple[float, ...] | None] = hashed_embedding,
-        on_step: Callable[[], None] | None = None) -> RunResult:
+def run(
+    policy: RoutingPolicy,
+    seed: int,
+    n: int = 5000,
+    drift_at: int = 2500,
+    join_at: int = 3000,
+    embed: Callable[[str], tuple[float, ...] | None] = hashed_embedding,
+    on_step: Callable[[], None] | None = None,
+) -> RunResult:
     """Route `n` tasks of the seeded stream with `policy`, learning from each reward."""
     agents = _agents()
     skill = {a: list(s) for a, s in SKILL.items()}
@@ -191,6 +221,7 @@ class Summary:
 
 def summarise(results: list[RunResult]) -> Summary:
     """Mean over seeds."""
+
     def mean_at(i: int) -> float:
         return statistics.fmean(r.regret[min(i, len(r.regret)) - 1] for r in results)
 
@@ -227,7 +258,7 @@ def markdown_table(summaries: list[Summary], baseline: str = "seed-q") -> str:
     return "\n".join(lines)
 
 
-POLICIES = ("seed-q", "capability", "thompson", "linucb")
+POLICIES = ("seed-q", "capability", "thompson", "linucb", "shared", "topics")
 
 
 EMBEDDINGS = ("hashed", "minilm", "none")
@@ -236,6 +267,11 @@ EMBEDDINGS = ("hashed", "minilm", "none")
 def embedding_source(kind: str, seeds: tuple[int, ...], n: int) -> Callable[[str], tuple[float, ...] | None]:
     """What the policies get as a task's embedding: hashed words (fast, no model), the platform's
     local all-MiniLM-L6-v2 (every distinct description embedded once, up front), or none."""
+    return embedder(kind, lambda: {task.description for seed in seeds for task in task_stream(seed, n)})
+
+
+def embedder(kind: str, texts: Callable[[], set[str]]) -> Callable[[str], tuple[float, ...] | None]:
+    """The embedding of each of `texts()` (read only for `minilm`, which embeds them all at once)."""
     if kind == "hashed":
         return hashed_embedding
     if kind == "none":
@@ -246,14 +282,17 @@ def embedding_source(kind: str, seeds: tuple[int, ...], n: int) -> Callable[[str
 
     from agent_lightning.models.embeddings import LocalEmbedder
 
-    texts = sorted({task.description for seed in seeds for task in task_stream(seed, n)})
-    vectors, _ = asyncio.run(LocalEmbedder().embed(texts))
-    return dict(zip(texts, (tuple(v) for v in vectors), strict=True)).__getitem__
+    ordered = sorted(texts())
+    vectors, _ = asyncio.run(LocalEmbedder().embed(ordered))
+    return dict(zip(ordered, (tuple(v) for v in vectors), strict=True)).__getitem__
 
 
 def run_benchmark(
-    policies: tuple[str, ...] = POLICIES, seeds: tuple[int, ...] = (1, 2, 3), n: int = 5000,
-    on_step: Callable[[], None] | None = None, embeddings: str = "hashed",
+    policies: tuple[str, ...] = POLICIES,
+    seeds: tuple[int, ...] = (1, 2, 3),
+    n: int = 5000,
+    on_step: Callable[[], None] | None = None,
+    embeddings: str = "hashed",
 ) -> list[Summary]:
     """Every policy on the same seeded streams; one summary per policy (the mean over seeds)."""
     if n < 5000:

@@ -20,6 +20,7 @@ never reaches the publisher.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ import redis.asyncio as redis
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from pydantic import ValidationError
+from redis.asyncio.client import PubSub
 
 from agent_lightning.core.events import Event, InProcessBus, LocalSubscribers
 from agent_lightning.core.logging import get_logger
@@ -93,7 +95,7 @@ class RedisBus(BrokerBus):
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, history: int = 1000) -> None:
         super().__init__(url, prefix=prefix, history=history)
         self._client: redis.Redis | None = None
-        self._pubsub = None
+        self._pubsub: PubSub | None = None
         self._reader: asyncio.Task | None = None
 
     @property
@@ -103,13 +105,13 @@ class RedisBus(BrokerBus):
     async def start(self) -> None:
         if self._started:
             return
-        self._client = redis.from_url(self.url, health_check_interval=30, socket_connect_timeout=5)
+        client = self._client = redis.from_url(self.url, health_check_interval=30, socket_connect_timeout=5)
         try:
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.psubscribe(self._pattern)
+            pubsub = self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+            await pubsub.psubscribe(self._pattern)
             # Wait for the confirmation: from here on, every event published anywhere reaches us.
             while True:
-                message = await self._pubsub.parse_response(block=False, timeout=5)
+                message = await pubsub.parse_response(block=False, timeout=5)
                 if message is None:
                     raise TimeoutError("Redis did not confirm the subscription")
                 if message[0] in (b"psubscribe", "psubscribe"):
@@ -118,11 +120,10 @@ class RedisBus(BrokerBus):
             await self._disconnect()
             raise
         self._started = True
-        self._reader = asyncio.create_task(self._read(), name="redis-event-bus")
+        self._reader = asyncio.create_task(self._read(pubsub), name="redis-event-bus")
         log.info("event_bus_started", bus=self.kind, url=_redact(self.url), prefix=self.prefix)
 
-    async def _read(self) -> None:
-        pubsub = self._pubsub
+    async def _read(self, pubsub: PubSub) -> None:
         while True:
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
@@ -135,14 +136,19 @@ class RedisBus(BrokerBus):
             if message is not None and message.get("type") == "pmessage":
                 await self._receive(message["data"])
 
+    def _connected(self) -> redis.Redis:
+        if self._client is None:
+            raise RuntimeError("the Redis event bus is not started")
+        return self._client
+
     async def _send(self, name: str, payload: bytes) -> None:
-        await self._client.publish(name, payload)
+        await self._connected().publish(name, payload)
 
     async def ready(self) -> tuple[bool, str]:
         if not self._started:
             return False, "not started"
         try:
-            await asyncio.wait_for(self._client.ping(), 2)
+            await asyncio.wait_for(self._connected().ping(), 2)
         except Exception as exc:
             return False, f"redis unreachable: {type(exc).__name__}"
         return True, f"redis {_redact(self.url)}"
@@ -157,10 +163,8 @@ class RedisBus(BrokerBus):
 
     async def _disconnect(self) -> None:
         if self._pubsub is not None:
-            try:
+            with contextlib.suppress(Exception):  # the connection may already be gone
                 await self._pubsub.punsubscribe()
-            except Exception:
-                pass
             await self._pubsub.aclose()
             self._pubsub = None
         if self._client is not None:
@@ -192,7 +196,7 @@ class NatsBus(BrokerBus):
         async def on_reconnected() -> None:
             log.info("event_bus_reconnected", bus=self.kind)
 
-        self._nc = await nats.connect(
+        nc = self._nc = await nats.connect(
             self.url,
             name="agent-lightning",
             connect_timeout=5,
@@ -203,29 +207,32 @@ class NatsBus(BrokerBus):
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
         )
-        self._nc.options["max_reconnect_attempts"] = -1  # …but once connected, reconnect for ever
+        nc.options["max_reconnect_attempts"] = -1  # …but once connected, reconnect for ever
         try:
-            await self._nc.subscribe(f"{self.prefix}.>", cb=self._on_message)
-            await self._confirm_subscription()
+            await nc.subscribe(f"{self.prefix}.>", cb=self._on_message)
+            await self._confirm_subscription(nc)
         except BaseException:
-            await self._nc.close()
+            await nc.close()
             self._nc = None
             raise
         self._started = True
         log.info("event_bus_started", bus=self.kind, url=_redact(self.url), prefix=self.prefix)
 
-    async def _confirm_subscription(self) -> None:
+    @staticmethod
+    async def _confirm_subscription(nc: NatsClient) -> None:
         """Return once the server has our subscription, so that every event published from now on
         reaches us. `flush()` is not enough: nats-py writes its PING ahead of commands still buffered.
         A message sent to ourselves after the SUB, on the same connection, comes back only after it."""
-        probe = await self._nc.subscribe(self._nc.new_inbox(), max_msgs=1)
-        await self._nc.publish(probe.subject, b"")
+        probe = await nc.subscribe(nc.new_inbox(), max_msgs=1)
+        await nc.publish(probe.subject, b"")
         await probe.next_msg(timeout=5)
 
     async def _on_message(self, msg: Msg) -> None:
         await self._receive(msg.data)
 
     async def _send(self, name: str, payload: bytes) -> None:
+        if self._nc is None:
+            raise RuntimeError("the NATS event bus is not started")
         await self._nc.publish(name, payload)
 
     async def ready(self) -> tuple[bool, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -10,7 +11,7 @@ class AppError(Exception):
 
     status = 400
     code = "bad_request"
-    headers: dict[str, str] = {}
+    headers: Mapping[str, str] = {}
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -25,7 +26,7 @@ class Unauthenticated(AppError):
 
     status = 401
     code = "unauthenticated"
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: Mapping[str, str] = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(AppError):
@@ -50,6 +51,11 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Invalid(AppError):
     status = 422
     code = "validation_error"
@@ -65,6 +71,13 @@ class Unavailable(AppError):
 
     status = 503
     code = "unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached or used right now (down, restarting, unreachable, locked)."""
+
+    code = "database_unavailable"
+    headers: Mapping[str, str] = {"Retry-After": "5"}
 
 
 class UpstreamError(AppError):

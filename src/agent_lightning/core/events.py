@@ -85,7 +85,9 @@ class LocalSubscribers:
 
     def unsubscribe(self, handler: Handler) -> None:
         """Stop calling `handler` (for every pattern it was subscribed with)."""
-        self._subscribers = [(p, h) for p, h in self._subscribers if h != handler]  # == also matches a bound method fetched again
+        self._subscribers = [
+            (p, h) for p, h in self._subscribers if h != handler
+        ]  # == also matches a bound method fetched again
 
     def recent(self, limit: int = 100) -> list[Event]:
         """The newest events, oldest first."""

@@ -1,10 +1,10 @@
 """Personal data in free text: find it and mask it.
 
 Kinds: e-mail addresses, phone numbers (Google's libphonenumber through `phonenumbers`), IP addresses
-(loopback and unspecified addresses are not personal and stay), payment-card numbers (a card network's prefix and
-length, and the Luhn check), IBANs (checksum and country length through `schwifty`) and names, but only where the text
-marks them as names ("Name: Ada Lovelace", "my name is Ada Lovelace", `full_name="…"` in a log event):
-guessing names from capitalised words masks half of every technical sentence.
+(loopback and unspecified addresses are not personal and stay), payment-card numbers (a card network's prefix
+and length, and the Luhn check), IBANs (checksum and country length through `schwifty`) and names, but only
+where the text marks them as names ("Name: Ada Lovelace", "my name is Ada Lovelace", `full_name="…"` in a log
+event): guessing names from capitalised words masks half of every technical sentence.
 
 Used by the structlog processor (logs never carry these, ``ALP_PII_MASK_LOGS``), by the model gateway on
 prompts sent to external providers (``ALP_PII_MASK_PROVIDERS``) and by the validation service's checks.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,9 @@ PLACEHOLDERS = {kind: f"[{kind.upper()}]" for kind in KINDS}
 DEFAULT_PHONE_REGION = "US"
 """Region for numbers written without a country code; numbers with +CC are found whatever it is."""
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])"
+)
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
@@ -45,8 +47,19 @@ _NAME_HINT = re.compile(r"name|called", re.IGNORECASE)
 _PHONE_HINT = re.compile(r"\d(?:[\s().+-]*\d){6,}")
 
 NAME_KEYS = frozenset(
-    {"full_name", "first_name", "last_name", "surname", "given_name", "family_name", "customer_name",
-     "patient_name", "contact_name", "person_name", "display_name"}
+    {
+        "full_name",
+        "first_name",
+        "last_name",
+        "surname",
+        "given_name",
+        "family_name",
+        "customer_name",
+        "patient_name",
+        "contact_name",
+        "person_name",
+        "display_name",
+    }
 )
 """Log-event keys whose string value is a person's name, masked whole."""
 SKIP_KEYS = frozenset({"timestamp", "level", "logger", "correlation_id"})
@@ -105,7 +118,9 @@ def _personal_ip(candidate: str) -> bool:
     return not (address.is_loopback or address.is_unspecified)
 
 
-def find_pii(text: str, kinds: Iterable[str] = KINDS, *, phone_region: str = DEFAULT_PHONE_REGION) -> list[PiiMatch]:
+def find_pii(
+    text: str, kinds: Iterable[str] = KINDS, *, phone_region: str = DEFAULT_PHONE_REGION
+) -> list[PiiMatch]:
     """Every piece of personal data of `kinds` in `text`, in order, without overlaps (earlier kinds in
     KINDS win: an e-mail's digits are not also a phone number)."""
     if len(text) < 6:  # shorter than the shortest address: most log fields
@@ -127,8 +142,8 @@ def find_pii(text: str, kinds: Iterable[str] = KINDS, *, phone_region: str = DEF
                 add("iban", m.start(), m.end())
     if "card" in wanted and digits:
         for m in _CARD.finditer(text):
-            digits = re.sub(r"[ -]", "", m.group())
-            if _card(digits) and len(set(digits)) > 1:
+            number = re.sub(r"[ -]", "", m.group())
+            if _card(number) and len(set(number)) > 1:
                 add("card", m.start(), m.end())
     if "ip" in wanted:
         if digits and "." in text:
@@ -140,8 +155,9 @@ def find_pii(text: str, kinds: Iterable[str] = KINDS, *, phone_region: str = DEF
                 if m.group().count(":") >= 2 and _personal_ip(m.group()):
                     add("ip", m.start(), m.end())
     if "phone" in wanted and digits and _PHONE_HINT.search(text):
-        for m in phonenumbers.PhoneNumberMatcher(text, phone_region, leniency=phonenumbers.Leniency.VALID):
-            add("phone", m.start, m.end)
+        matcher = phonenumbers.PhoneNumberMatcher(text, phone_region, leniency=phonenumbers.Leniency.VALID)
+        for phone in matcher:
+            add("phone", phone.start, phone.end)
     if "name" in wanted and _NAME_HINT.search(text):
         for m in _MARKED_NAME.finditer(text):
             add("name", m.start("name"), m.end("name"))
@@ -176,7 +192,9 @@ def mask_value(value: Any, key: str | None = None) -> Any:
     return value
 
 
-def mask_log_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_log_event(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: personal data in any field of the event is masked before it is rendered."""
     for key, value in event_dict.items():
         if key not in SKIP_KEYS:
@@ -200,6 +218,6 @@ def _masking_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 
 def mask_stdlib_logs(enabled: bool) -> None:
-    """Mask the messages and tracebacks of standard-library log records (uvicorn, SQLAlchemy, taskiq …) as they
-    are created, whatever handlers print them; `enabled=False` restores the plain records."""
+    """Mask the messages and tracebacks of standard-library log records (uvicorn, SQLAlchemy, taskiq …) as
+    they are created, whatever handlers print them; `enabled=False` restores the plain records."""
     logging.setLogRecordFactory(_masking_record_factory if enabled else _plain_record_factory)

@@ -26,6 +26,7 @@ that never expires by default), and acknowledged entries are deleted so that the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -35,7 +36,7 @@ from urllib.parse import urlsplit
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 from redis.asyncio import Redis
-from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
+from taskiq import AckableMessage, AsyncBroker, AsyncTaskiqDecoratedTask, InMemoryBroker
 from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 from taskiq_nats import PullBasedJetStreamBroker
@@ -43,6 +44,7 @@ from taskiq_redis import RedisStreamBroker
 
 from agent_lightning.core import tracing
 from agent_lightning.core.config import Settings
+from agent_lightning.core.db import unavailable
 from agent_lightning.core.logging import get_logger
 
 log = get_logger(__name__)
@@ -53,15 +55,17 @@ KEEPALIVE_S = ACK_WAIT_S / 3
 """How often a consumer says it is still working on a delivery."""
 RESTART_S = 1.0
 """Pause before a receiver that lost its broker listens again."""
+OUTAGE_RETRY_S = 0.5
+"""First pause before a job that met a database outage runs again (doubling, at most `OUTAGE_RETRY_MAX_S`)."""
+OUTAGE_RETRY_MAX_S = 15.0
 
 NATS_SCHEMES = ("nats", "tls")
 REDIS_SCHEMES = ("redis", "rediss")
 
 
 def job_concurrency(settings: Settings) -> int:
-    """Jobs one process runs at a time (per job name): what the in-memory broker has always allowed,
-    scaled by the local model's parallel generations."""
-    return max(4, settings.local_concurrency * 8)
+    """Jobs one process runs at a time (per job name): `ALP_QUEUE_CONCURRENCY`."""
+    return settings.queue_concurrency
 
 
 def redact(url: str) -> str:
@@ -176,11 +180,13 @@ class RedisStreamJobBroker(RedisStreamBroker):
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
-            async with Redis(connection_pool=self.connection_pool) as conn:
-                async with conn.pipeline(transaction=True) as pipe:
-                    pipe.xack(queue_name, self.consumer_group_name, id)
-                    pipe.xdel(queue_name, id)
-                    await pipe.execute()
+            async with (
+                Redis(connection_pool=self.connection_pool) as conn,
+                conn.pipeline(transaction=True) as pipe,
+            ):
+                pipe.xack(queue_name, self.consumer_group_name, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
 
         return ack
 
@@ -188,8 +194,12 @@ class RedisStreamJobBroker(RedisStreamBroker):
         async def touch() -> None:  # claiming its own entry resets its idle time
             async with Redis(connection_pool=self.connection_pool) as conn:
                 await conn.xclaim(
-                    self.queue_name, self.consumer_group_name, self.consumer_name,
-                    min_idle_time=0, message_ids=[id], justid=True,
+                    self.queue_name,
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    min_idle_time=0,
+                    message_ids=[id],
+                    justid=True,
                 )
 
         return touch
@@ -204,8 +214,11 @@ class RedisStreamJobBroker(RedisStreamBroker):
         async with Redis(connection_pool=self.connection_pool) as conn:
             while True:
                 fetched = await conn.xreadgroup(
-                    self.consumer_group_name, self.consumer_name, {self.queue_name: ">"},
-                    block=self.block, count=self.count,
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    {self.queue_name: ">"},
+                    block=self.block,
+                    count=self.count,
                 )
                 for _, entries in fetched or []:
                     for id, fields in entries:
@@ -213,8 +226,12 @@ class RedisStreamJobBroker(RedisStreamBroker):
                             yield delivery
                 if time.monotonic() >= self._next_reclaim:  # entries a dead consumer left behind
                     reply = await conn.xautoclaim(
-                        self.queue_name, self.consumer_group_name, self.consumer_name,
-                        min_idle_time=self.idle_timeout, start_id=self._reclaim_from, count=10,
+                        self.queue_name,
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        min_idle_time=self.idle_timeout,
+                        start_id=self._reclaim_from,
+                        count=10,
                     )
                     self._reclaim_from = reply[0]  # walk the whole pending list, a few entries each time
                     if self._reclaim_from in (b"0-0", "0-0"):
@@ -267,15 +284,31 @@ class JobQueue:
         self.settings = settings
         self.distributed = bool(settings.queue_url.strip())
         self.brokers: dict[str, AsyncBroker] = {}
+        self._tasks: dict[str, AsyncTaskiqDecoratedTask] = {}
         self.accepting = False
         self._finish: asyncio.Event | None = None
         self._receivers: list[asyncio.Task] = []
 
-    def register(
-        self, name: str, handler: Callable[[str], Awaitable[None]], jobs: set[asyncio.Task]
-    ) -> Callable[[str], Awaitable[None]]:
-        """Register `handler` as the job `name`; return the function that enqueues one. A job running in
-        this process is in `jobs` while it runs, so that shutdown can stop it."""
+    def sender(self, name: str) -> Callable[[str], Awaitable[None]]:
+        """The function that enqueues one job `name`: given to a service when it is built, before the handler
+        of the job (often the service's own method) is registered."""
+
+        async def enqueue(record_id: str) -> None:
+            task = self._tasks.get(name)
+            if task is None:
+                raise RuntimeError(f"The job {name!r} has no handler registered.")
+            if not tracing.enabled():
+                await task.kiq(record_id)
+                return
+            with tracing.send(name, record_id):  # the job carries this span's context (W3C traceparent)
+                await task.kiq(record_id, trace_context=tracing.inject())
+
+        return enqueue
+
+    def register(self, name: str, handler: Callable[[str], Awaitable[None]], jobs: set[asyncio.Task]) -> None:
+        """Register `handler` as the job `name` (its own stream on a real broker, consumed by every process
+        that registers it). A job running in this process is in `jobs` while it runs, so that shutdown can
+        stop it."""
         if name in self.brokers:
             raise ValueError(f"The job {name!r} is already registered.")
         broker = make_broker(self.settings, name)
@@ -287,21 +320,35 @@ class JobQueue:
             jobs.add(current)
             try:
                 with tracing.consume(name, record_id, trace_context):  # joins the trace that queued it
-                    await handler(record_id)
+                    await self._through_outages(name, handler, record_id)
             finally:
                 jobs.discard(current)
 
-        task = broker.register_task(job, task_name=name)
+        self._tasks[name] = broker.register_task(job, task_name=name)
         self.brokers[name] = broker
 
-        async def enqueue(record_id: str) -> None:
-            if not tracing.enabled():
-                await task.kiq(record_id)
+    async def _through_outages(
+        self, name: str, handler: Callable[[str], Awaitable[None]], record_id: str
+    ) -> None:
+        """Run the job; while the database is unavailable, run it again after a pause (a job is safe to run
+        twice), so that an outage delays work rather than dropping its delivery."""
+        pause = OUTAGE_RETRY_S
+        while True:
+            try:
+                await handler(record_id)
                 return
-            with tracing.send(name, record_id):  # the job carries this span's context (W3C traceparent)
-                await task.kiq(record_id, trace_context=tracing.inject())
-
-        return enqueue
+            except Exception as exc:
+                if not self.accepting or not unavailable(exc):
+                    raise
+                log.warning(
+                    "job_waits_for_database",
+                    job=name,
+                    record_id=record_id,
+                    retry_in_s=pause,
+                    error=type(exc).__name__,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, OUTAGE_RETRY_MAX_S)
 
     async def start(self) -> None:
         """Connect every broker: jobs can be enqueued from now on."""
@@ -312,13 +359,15 @@ class JobQueue:
     def consume(self) -> None:
         """With a real broker, start consuming this process's jobs (after `start`)."""
         if self.distributed and not self._receivers:
-            self._finish = asyncio.Event()
+            finish = self._finish = asyncio.Event()
             for name, broker in self.brokers.items():
-                self._receivers.append(asyncio.create_task(self._consume(name, broker), name=f"queue:{name}"))
+                self._receivers.append(
+                    asyncio.create_task(self._consume(name, broker, finish), name=f"queue:{name}")
+                )
 
-    async def _consume(self, name: str, broker: AsyncBroker) -> None:
-        """Run taskiq's receiver until `stop`; listen again after the broker connection fails."""
-        while not self._finish.is_set():
+    async def _consume(self, name: str, broker: AsyncBroker, finish: asyncio.Event) -> None:
+        """Run taskiq's receiver until `stop` sets `finish`; listen again when the broker connection fails."""
+        while not finish.is_set():
             receiver = Receiver(
                 broker,
                 max_async_tasks=job_concurrency(self.settings),
@@ -329,13 +378,11 @@ class JobQueue:
                 wait_tasks_timeout=0,  # the platform stops the jobs in flight itself
             )
             try:
-                await receiver.listen(self._finish)
+                await receiver.listen(finish)
             except Exception as exc:
                 log.error("queue_receiver_failed", job=name, error=repr(exc))
-                try:
-                    await asyncio.wait_for(self._finish.wait(), RESTART_S)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finish.wait(), RESTART_S)
 
     def stop_accepting(self) -> None:
         """Run no new job and acknowledge nothing more (other processes get those deliveries)."""
@@ -351,7 +398,7 @@ class JobQueue:
         """Stop the receivers and close the broker connections (after `stop_accepting`)."""
         self.stop_accepting()
         if self._receivers:
-            done, pending = await asyncio.wait(self._receivers, timeout=10)
+            _, pending = await asyncio.wait(self._receivers, timeout=10)
             for receiver in pending:
                 receiver.cancel()
             await asyncio.gather(*self._receivers, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""Rate limiting per client, in front of request validation (see README "Rate limiting").
+"""Rate limiting per client, in front of request validation (see docs "Rate limiting").
 
 The counting is the `limits` library's moving window (an exact sliding window: one timestamp per
 request, checked and recorded atomically; in Redis by a Lua script). Counters live in this process by
@@ -8,9 +8,9 @@ default, or in Redis so that every replica shares them. When Redis does not answ
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
@@ -26,19 +26,23 @@ log = get_logger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """Methods limited by the write limit (when one is set)."""
+QUERY_PATHS = frozenset(
+    {"/knowledge/search", "/memory/context", "/memory/memories/search", "/validation/scan", "/batch-validate"}
+)
+"""POST routes that only read (a query too large for a URL): they spend the read budget, not the write one."""
 
 EXEMPT_PATHS = frozenset(
     {"/health", "/health/ready", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
 """Probes, scrapes and the API documentation are never limited."""
+EXEMPT_PREFIXES = ("/static-offline-docs/",)
+"""The documentation's assets (Swagger UI, ReDoc), served from the fastapi-offline package."""
 
 REDIS_TIMEOUT_S = 0.5
 """Connect and read timeout of one Redis call: a slow Redis must not hold requests up."""
 
 STORAGE_RETRY_S = 5.0
 """During a storage outage, requests pass unchecked and the storage is tried again after this long."""
-
-API_KEY_HEADER = b"x-api-key"
 
 OPENAI_PREFIX = "/v1/"
 """The OpenAI-compatible routes: their 429 is in OpenAI's error shape, which OpenAI clients read."""
@@ -67,17 +71,26 @@ def make_storage(url: str, prefix: str) -> tuple[Storage, object | None]:
     if not url or url == "memory://":
         return MemoryStorage(), None
     if url.split("://", 1)[0] not in ("redis", "rediss"):
-        raise ValueError(f"Unsupported rate limit storage {url!r}: use redis://host:6379/0 or leave it empty.")
+        raise ValueError(
+            f"Unsupported rate limit storage {url!r}: use redis://host:6379/0 or leave it empty."
+        )
     from redis.asyncio import ConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
     # No retries and short timeouts: when Redis is away the request passes rather than waits.
     pool = ConnectionPool.from_url(
-        url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0)
+        url,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
     )
     storage = RedisStorage(
-        f"async+{url}", implementation="redispy", key_prefix=prefix, wrap_exceptions=True, connection_pool=pool
+        f"async+{url}",
+        implementation="redispy",
+        key_prefix=prefix,
+        wrap_exceptions=True,
+        connection_pool=pool,
     )
     return storage, pool
 
@@ -109,7 +122,9 @@ class RateLimiter:
     """Budgets per client: `limit` for every request, or for reads only when `write_limit` gives
     POST/PUT/PATCH/DELETE a budget of their own. No `limit`, no limiting at all."""
 
-    def __init__(self, *, limit: str, write_limit: str = "", storage_url: str = "", prefix: str = "alp.ratelimit"):
+    def __init__(
+        self, *, limit: str, write_limit: str = "", storage_url: str = "", prefix: str = "alp.ratelimit"
+    ):
         self.limit = parse_limit(limit)
         self.write_limit = parse_limit(write_limit) if self.limit is not None else None
         self.storage: Storage | None = None
@@ -124,9 +139,9 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.limit is not None
 
-    async def check(self, method: str, client: str) -> Decision | None:
+    async def check(self, method: str, client: str, path: str = "") -> Decision | None:
         """Count one request of `client`; None when it was not counted (storage unavailable)."""
-        if method in WRITE_METHODS and self.write_limit is not None:
+        if method in WRITE_METHODS and path not in QUERY_PATHS and self.write_limit is not None:
             item, budget = self.write_limit, "write"
         else:
             item, budget = self.limit, "all"
@@ -139,8 +154,11 @@ class RateLimiter:
             self._retry_at = time.monotonic() + STORAGE_RETRY_S
             if not self._outage:
                 self._outage = True
-                log.warning("rate_limit_storage_unavailable", error=f"{type(exc).__name__}: {exc}",
-                            detail="requests pass unlimited until it answers again")
+                log.warning(
+                    "rate_limit_storage_unavailable",
+                    error=f"{type(exc).__name__}: {exc}",
+                    detail="requests pass unlimited until it answers again",
+                )
             return None
         if self._outage:
             self._outage = False
@@ -156,11 +174,15 @@ class RateLimiter:
             await self._pool.disconnect()
 
 
-def client_key(scope: Scope) -> str:
-    """Who a request counts against: its API key (hashed, never stored as sent), else its address."""
-    for name, value in scope.get("headers", ()):
-        if name == API_KEY_HEADER and value:
-            return "key:" + hashlib.sha256(value).hexdigest()[:32]
+Identify = Callable[[Scope], Awaitable[str | None]]
+"""The authenticated principal a request's credential belongs to (an id, never the credential), or None."""
+
+
+def client_key(scope: Scope, principal: str | None = None) -> str:
+    """Who a request counts against: its authenticated principal, else its address. A credential that does not
+    authenticate counts as its address, so inventing a new key per request buys no new budget."""
+    if principal:
+        return f"principal:{principal}"
     client = scope.get("client")
     return f"ip:{client[0] if client else 'unknown'}"
 
@@ -168,11 +190,13 @@ def client_key(scope: Scope) -> str:
 class RateLimitMiddleware:
     """Counts each HTTP request against its client's budget before it reaches validation and routing:
     `X-RateLimit-*` headers on every counted response, 429 with `Retry-After` once the budget is spent.
-    WebSockets, OPTIONS and `EXEMPT_PATHS` pass uncounted."""
+    WebSockets, OPTIONS and `EXEMPT_PATHS` pass uncounted. `identify` resolves the request's credential
+    (with authentication on)."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, identify: Identify | None = None) -> None:
         self.app = app
         self.limiter = limiter
+        self.identify = identify
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -180,10 +204,12 @@ class RateLimitMiddleware:
             or not self.limiter.enabled
             or scope["method"] == "OPTIONS"
             or scope["path"] in EXEMPT_PATHS
+            or scope["path"].startswith(EXEMPT_PREFIXES)
         ):
             await self.app(scope, receive, send)
             return
-        decision = await self.limiter.check(scope["method"], client_key(scope))
+        principal = await self.identify(scope) if self.identify is not None else None
+        decision = await self.limiter.check(scope["method"], client_key(scope, principal), scope["path"])
         if decision is None:
             await self.app(scope, receive, send)
             return
@@ -192,7 +218,14 @@ class RateLimitMiddleware:
             retry_after = int(headers["Retry-After"])
             message = f"Too many requests: the limit is {decision.item}. Retry in {retry_after} s."
             if scope["path"].startswith(OPENAI_PREFIX):
-                body = {"error": {"message": message, "type": "rate_limit_error", "param": None, "code": "rate_limited"}}
+                body = {
+                    "error": {
+                        "message": message,
+                        "type": "rate_limit_error",
+                        "param": None,
+                        "code": "rate_limited",
+                    }
+                }
                 response = JSONResponse(body, status_code=429)
             else:
                 details = {"limit": str(decision.item), "retry_after_s": retry_after}

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -25,13 +25,15 @@ def backoff_delay(attempt: int, base: float, cap: float = 10.0, rng: random.Rand
 
 
 class CircuitBreaker:
-    """Opens after `failures` consecutive failures; lets one trial call through after `reset_s`."""
+    """Opens after `failures` consecutive failures; after `reset_s` lets one trial call through, and no other
+    while it runs (for `reset_s` at most): its success closes the breaker, its failure opens it again."""
 
     def __init__(self, failures: int = 5, reset_s: float = 30.0) -> None:
         self.failures = failures
         self.reset_s = reset_s
         self._count = 0
         self._opened_at: float | None = None
+        self._trial_at: float | None = None
 
     @property
     def state(self) -> str:
@@ -42,16 +44,29 @@ class CircuitBreaker:
         return "open"
 
     def allow(self) -> bool:
-        return self.state != "open"
+        """Whether a call may go now: closed, or half-open with no trial call running."""
+        state = self.state
+        if state == "half_open":
+            return self._trial_at is None or time.monotonic() - self._trial_at >= self.reset_s
+        return state == "closed"
+
+    def started(self) -> None:
+        """A call goes out; when half-open, it is the trial. (Every call let through while half-open went to a
+        replica that was likely still down, each waiting out its timeout: with one of two replicas cut off,
+        half of the calls of every reset window hung.)"""
+        if self.state == "half_open":
+            self._trial_at = time.monotonic()
 
     def record_success(self) -> None:
         self._count = 0
         self._opened_at = None
+        self._trial_at = None
 
     def record_failure(self) -> None:
         self._count += 1
         if self._count >= self.failures or self.state == "half_open":
             self._opened_at = time.monotonic()
+        self._trial_at = None
 
 
 class ServiceCaller:
@@ -90,11 +105,19 @@ class ServiceCaller:
     async def close(self) -> None:
         await self._client.aclose()
 
-    def _replicas(self) -> list[str]:
+    def _replicas(self) -> Iterator[str]:
+        """The replicas to try in turn, from the next in the rotation, each let through by its breaker at the
+        moment it is tried (so a half-open one gets a single trial however many calls run at once)."""
         start = next(self._next)
         ordered = self.base_urls[start:] + self.base_urls[:start]
-        allowed = [url for url in ordered if self.breakers[url].allow()]
-        return allowed or ordered  # all open: try anyway rather than fail without a call
+        tried = False
+        for url in ordered:
+            if self.breakers[url].allow():
+                self.breakers[url].started()
+                tried = True
+                yield url
+        if not tried:
+            yield from ordered  # all open: try anyway rather than fail without a call
 
     async def request(
         self,
@@ -119,9 +142,7 @@ class ServiceCaller:
                     log.warning("service_call_failed", service=self.name, base=base, error=str(exc))
             if attempt < self.retries:
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_s))
-        raise Unavailable(
-            f"The {self.name} service is unavailable.", details={"last_error": str(last_error)}
-        )
+        raise Unavailable(f"The {self.name} service is unavailable.", details={"last_error": str(last_error)})
 
     async def _try_paths(self, method, base, paths, json, params, timeout_s) -> httpx.Response:
         headers = {CORRELATION_HEADER: current_correlation_id()}
@@ -142,7 +163,8 @@ class ServiceCaller:
                 log.warning("endpoint_failed_using_fallback", service=self.name, path=path)
                 continue
             break
-        assert response is not None
+        if response is None:
+            raise RuntimeError("no endpoint was tried")
         if response.status_code == 503 and not _route_missing(response):
             raise _as_app_error(response)  # the service is up and says a dependency of its is not
         if response.status_code >= 500:
@@ -167,8 +189,12 @@ def _as_app_error(response: httpx.Response) -> AppError:
         error = response.json()["error"]
         message, code, details = error["message"], error["code"], error.get("details")
     except (ValueError, KeyError, TypeError):
-        return UpstreamError(f"Unexpected {response.status_code} answer.", details={"body": response.text[:500]})
+        return UpstreamError(
+            f"Unexpected {response.status_code} answer.", details={"body": response.text[:500]}
+        )
     exc_type = {404: NotFound}.get(response.status_code, AppError)
     exc = exc_type(message, details=details, code=code)
     exc.status = response.status_code
+    if "retry-after" in response.headers:  # a busy service's advice travels on (503 model_overloaded, 429)
+        exc.headers = {"Retry-After": response.headers["retry-after"]}
     return exc

@@ -1,4 +1,4 @@
-"""OpenTelemetry traces: the one place that configures them (README "Tracing").
+"""OpenTelemetry traces: the one place that configures them (docs "Tracing").
 
 `configure` builds this process's tracer provider from the settings (`ALP_TRACING`, `ALP_OTEL_EXPORTER`,
 `ALP_TRACING_SAMPLE_RATIO`, `ALP_TRACING_DB`): resource `service.name` = `agent-lightning-<services>`,
@@ -60,7 +60,9 @@ def service_name(services: Iterable[str], every: Iterable[str]) -> str:
     return "agent-lightning-" + ("all" if set(mine) >= set(every) else "-".join(mine))
 
 
-def configure(settings: Any, *, name: str, version: str, exporter: SpanExporter | None = None) -> TracerProvider | None:
+def configure(
+    settings: Any, *, name: str, version: str, exporter: SpanExporter | None = None
+) -> TracerProvider | None:
     """Set up this process's tracing from `settings` (or turn it off); return the provider, or None when off.
 
     `exporter` replaces the configured exporter, with synchronous export (tests use an in-memory one).
@@ -81,8 +83,12 @@ def configure(settings: Any, *, name: str, version: str, exporter: SpanExporter 
     elif (chosen := _exporter(settings.otel_exporter)) is not None:
         provider.add_span_processor(BatchSpanProcessor(chosen))
     _provider, _tracer = provider, provider.get_tracer(SCOPE, version)
-    log.info("tracing_enabled", service=name, exporter=settings.otel_exporter if exporter is None else "custom",
-             sample_ratio=settings.tracing_sample_ratio)
+    log.info(
+        "tracing_enabled",
+        service=name,
+        exporter=settings.otel_exporter if exporter is None else "custom",
+        sample_ratio=settings.tracing_sample_ratio,
+    )
     return provider
 
 
@@ -94,7 +100,9 @@ def _exporter(kind: str) -> SpanExporter | None:
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter(out=sys.stdout, formatter=_one_line)  # today's stdout, not the one at import
+        return ConsoleSpanExporter(
+            out=sys.stdout, formatter=_one_line
+        )  # today's stdout, not the one at import
     if kind == "none":
         return None  # spans still give the logs their trace ids
     raise ValueError(f"ALP_OTEL_EXPORTER: {kind!r} is not one of {', '.join(EXPORTERS)}.")
@@ -126,6 +134,7 @@ def current_provider() -> TracerProvider | None:
 
 # -- instrumentations ----------------------------------------------------------------------------------
 
+
 def instrument_app(app: Any) -> None:
     """A server span for every HTTP request (route template as its name; health and metrics left out)."""
     if _provider is None:
@@ -133,8 +142,11 @@ def instrument_app(app: Any) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=_provider, meter_provider=_NO_METERS,
-        excluded_urls="/health,/metrics", exclude_spans=["receive", "send"],
+        app,
+        tracer_provider=_provider,
+        meter_provider=_NO_METERS,
+        excluded_urls="/health,/metrics",
+        exclude_spans=["receive", "send"],
     )
 
 
@@ -169,8 +181,10 @@ def instrument_engine(engine: Any, *, statements: bool = True) -> None:
 
 # -- the platform's own spans --------------------------------------------------------------------------
 
-def span(name: str, *, kind: SpanKind = SpanKind.INTERNAL,
-         attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Span]:
+
+def span(
+    name: str, *, kind: SpanKind = SpanKind.INTERNAL, attributes: Mapping[str, Any] | None = None
+) -> AbstractContextManager[Span]:
     """A span around a `with` block (current inside it); an exception leaving it is recorded, status ERROR."""
     if _tracer is None:
         return _NOOP
@@ -225,14 +239,20 @@ def tag_correlation(correlation_id: str) -> None:
 
 # -- queued jobs ---------------------------------------------------------------------------------------
 
+
 def send(job: str, record_id: str) -> AbstractContextManager[Span]:
     """The producer span around queueing one job."""
     if _tracer is None:
         return _NOOP
     return _tracer.start_as_current_span(
-        f"send {job}", kind=SpanKind.PRODUCER,
-        attributes={"messaging.system": "taskiq", "messaging.operation.type": "send",
-                    "messaging.destination.name": job, "alp.job.record_id": record_id},
+        f"send {job}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "taskiq",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": job,
+            "alp.job.record_id": record_id,
+        },
     )
 
 
@@ -251,16 +271,30 @@ def consume(job: str, record_id: str, carrier: Mapping[str, str] | None) -> Abst
         return _NOOP
     parent = propagate.extract(carrier) if carrier else None
     return _tracer.start_as_current_span(
-        f"process {job}", context=parent, kind=SpanKind.CONSUMER,
-        attributes={"messaging.system": "taskiq", "messaging.operation.type": "process",
-                    "messaging.destination.name": job, "alp.job.record_id": record_id},
+        f"process {job}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "taskiq",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": job,
+            "alp.job.record_id": record_id,
+        },
     )
 
 
 # -- model inference (GenAI semantic conventions) ------------------------------------------------------
 
-def inference(*, operation: str, system: str, model: str, alias: str,
-              max_tokens: int | None = None, temperature: float | None = None) -> AbstractContextManager[Span]:
+
+def inference(
+    *,
+    operation: str,
+    system: str,
+    model: str,
+    alias: str,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> AbstractContextManager[Span]:
     """A client span around one call to a model (`gen_ai.*` attributes; usage added by `inference_usage`)."""
     if _tracer is None:
         return _NOOP
@@ -273,14 +307,23 @@ def inference(*, operation: str, system: str, model: str, alias: str,
         "gen_ai.request.temperature": temperature,
     }
     return _tracer.start_as_current_span(
-        f"{operation} {model}", kind=SpanKind.CLIENT, attributes={k: v for k, v in attributes.items() if v is not None}
+        f"{operation} {model}",
+        kind=SpanKind.CLIENT,
+        attributes={k: v for k, v in attributes.items() if v is not None},
     )
 
 
-def inference_usage(target: Span, *, input_tokens: int, output_tokens: int | None = None,
-                    response_model: str | None = None) -> None:
+def inference_usage(
+    target: Span, *, input_tokens: int, output_tokens: int | None = None, response_model: str | None = None
+) -> None:
     """Token usage of a finished model call on its span."""
     if _tracer is None or not target.is_recording():
         return
-    annotate({"gen_ai.usage.input_tokens": input_tokens, "gen_ai.usage.output_tokens": output_tokens,
-              "gen_ai.response.model": response_model}, target)
+    annotate(
+        {
+            "gen_ai.usage.input_tokens": input_tokens,
+            "gen_ai.usage.output_tokens": output_tokens,
+            "gen_ai.response.model": response_model,
+        },
+        target,
+    )

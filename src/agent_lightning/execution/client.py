@@ -7,7 +7,7 @@ fallback from `/api/v2/agents/execute` to `/agents/execute` (all in `ServiceCall
 from __future__ import annotations
 
 from agent_lightning.core.resilience import ServiceCaller
-from agent_lightning.execution.schemas import ExecuteRequest, ExecuteResponse
+from agent_lightning.execution.schemas import ActionLog, ExecuteRequest, ExecuteResponse, Step, StepDecided
 
 EXECUTE_PATHS = ("/api/v2/agents/execute", "/agents/execute")
 
@@ -24,6 +24,19 @@ class ExecutionClient:
         timeout = (request.timeout or 120.0) + 10.0
         response = await self.caller.request("POST", EXECUTE_PATHS, json=body, timeout_s=timeout)
         return ExecuteResponse.model_validate(response.json())
+
+    async def actions(self, task_id: str) -> ActionLog:
+        response = await self.caller.request("GET", [f"/api/v2/actions/{task_id}"])
+        return ActionLog.model_validate(response.json())
+
+    async def decide_step(self, task_id: str, number: int, *, approve: bool, by: str) -> tuple[Step, int]:
+        response = await self.caller.request(
+            "POST",
+            [f"/api/v2/actions/{task_id}/steps/{number}/decision"],
+            json={"approve": approve, "by": by},
+        )
+        decided = StepDecided.model_validate(response.json())
+        return decided.step, decided.waiting
 
     async def ready(self) -> bool:
         try:

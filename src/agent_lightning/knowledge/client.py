@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from agent_lightning.core.resilience import ServiceCaller
-from agent_lightning.knowledge.schemas import ContextRequest, KnowledgeContext, LearnRequest, LearnResult
+from agent_lightning.knowledge.schemas import (
+    ContextRequest,
+    KnowledgeContext,
+    LearnRequest,
+    LearnResult,
+    SearchRequest,
+    SearchResult,
+)
 
 
 class KnowledgeClient:
@@ -13,9 +20,19 @@ class KnowledgeClient:
         self.caller = caller
 
     async def context(self, request: ContextRequest) -> KnowledgeContext:
-        response = await self.caller.request("POST", ["/knowledge/context"], json=request.model_dump(mode="json"))
+        response = await self.caller.request(
+            "POST", ["/knowledge/context"], json=request.model_dump(mode="json")
+        )
         return KnowledgeContext.model_validate(response.json())
 
+    async def search(self, request: SearchRequest) -> SearchResult:
+        response = await self.caller.request(
+            "POST", ["/knowledge/search"], json=request.model_dump(mode="json")
+        )
+        return SearchResult.model_validate(response.json())
+
     async def learn(self, request: LearnRequest) -> LearnResult:
-        response = await self.caller.request("POST", ["/knowledge/learn"], json=request.model_dump(mode="json"))
+        response = await self.caller.request(
+            "POST", ["/knowledge/learn"], json=request.model_dump(mode="json")
+        )
         return LearnResult.model_validate(response.json())

@@ -15,7 +15,7 @@ before the first ANALYZE every word counts as rare and only the `CANDIDATES` lim
 
 Visibility filters (tenant, agent, category, source, time) are applied to the ranked list, fetched
 `OVERFETCH` times deeper than asked, widened when too few chunks pass and, when still too few, applied
-inside the query. Measurements behind the numbers: benchmarks/retrieval and the README.
+inside the query. Measurements behind the numbers: benchmarks/retrieval and the docs.
 """
 
 from __future__ import annotations
@@ -40,10 +40,14 @@ STOPWORDS = frozenset(
 )
 CANDIDATES = {"sqlite": 3000, "postgresql": 1000}  # at most this many chunks are ranked per pass
 MAX_PASSES = 3
-OVERFETCH = 2          # the ranked list is fetched this many times deeper than asked, then filtered
-OVERFETCH_ROUNDS = 2   # and widened fourfold this many times before the filters go into the query
-STATS_TTL_S = 60.0     # how long a common word's frequency (SQLite) or the column statistics (PostgreSQL) are reused
-CACHED_FROM = 1000     # SQLite: frequencies of words in at least this many chunks are cached (counting them costs)
+OVERFETCH = 2  # the ranked list is fetched this many times deeper than asked, then filtered
+OVERFETCH_ROUNDS = 2  # and widened fourfold this many times before the filters go into the query
+STATS_TTL_S = (
+    60.0  # how long a common word's frequency (SQLite) or the column statistics (PostgreSQL) are reused
+)
+CACHED_FROM = (
+    1000  # SQLite: frequencies of words in at least this many chunks are cached (counting them costs)
+)
 SCORED_POSTINGS = 24_000  # SQLite: see `choose`
 SCORE_MAX_SHARE = 0.2  # SQLite: words in this share of the chunks or more do not count (see `choose`)
 
@@ -71,11 +75,11 @@ class Plan:
     """How a query is searched."""
 
     dialect: str
-    total: int                  # chunks in the index (an estimate on PostgreSQL)
-    scored: list[Term]          # the words that count in the score, rarest first
-    essential: list[Term]       # a chunk is ranked only when it holds one of these (all of them if `every`)
+    total: int  # chunks in the index (an estimate on PostgreSQL)
+    scored: list[Term]  # the words that count in the score, rarest first
+    essential: list[Term]  # a chunk is ranked only when it holds one of these (all of them if `every`)
     every: bool = False
-    cap: int = 0                # at most this many chunks are ranked per pass
+    cap: int = 0  # at most this many chunks are ranked per pass
 
     @property
     def candidates(self) -> int | None:
@@ -154,7 +158,9 @@ async def plan(session: AsyncSession, query: str) -> Plan:
     return choose(found, total, dialect)
 
 
-async def search(session: AsyncSession, query: str, filters: Filters, tenant: str, k: int) -> list[tuple[int, float]]:
+async def search(
+    session: AsyncSession, query: str, filters: Filters, tenant: str, k: int
+) -> list[tuple[int, float]]:
     """The k best visible chunks for the query's words, best first, as (chunk key, score): BM25 on SQLite,
     ts_rank on PostgreSQL. Every pass scores on the same words, so their scores merge."""
     chosen = await plan(session, query)
@@ -167,10 +173,18 @@ async def search(session: AsyncSession, query: str, filters: Filters, tenant: st
     return sorted(found.items(), key=lambda pair: -pair[1])[:k]
 
 
-# --- ranking -------------------------------------------------------------------------------------------------
+# --- ranking ------------------------------------------------------------------------------------------------
 
-async def _visible_top(session: AsyncSession, chosen: Plan, essential: list[Term], every: bool, filters: Filters,
-                       tenant: str, k: int) -> list[tuple[int, float]]:
+
+async def _visible_top(
+    session: AsyncSession,
+    chosen: Plan,
+    essential: list[Term],
+    every: bool,
+    filters: Filters,
+    tenant: str,
+    k: int,
+) -> list[tuple[int, float]]:
     """Rank without the filters and keep the visible chunks; rank deeper when too few pass, and in the end
     filter inside the query."""
     want = k * OVERFETCH
@@ -180,8 +194,10 @@ async def _visible_top(session: AsyncSession, chosen: Plan, essential: list[Term
         if len(kept) >= k or len(ranked) < want:
             return kept[:k]
         want *= 4
-    return [(key, score) for key, score, _ in await _rank(session, chosen, essential, every, k, filters, tenant,
-                                                            inside=True)]
+    return [
+        (key, score)
+        for key, score, _ in await _rank(session, chosen, essential, every, k, filters, tenant, inside=True)
+    ]
 
 
 def _fts5_phrase(term: Term) -> str:
@@ -206,8 +222,17 @@ def _tsquery_word(term: Term) -> str:
     return "'" + term.word.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-async def _rank(session: AsyncSession, chosen: Plan, essential: list[Term], every: bool, n: int, filters: Filters,
-                tenant: str, *, inside: bool) -> list[tuple[int, float, bool]]:
+async def _rank(
+    session: AsyncSession,
+    chosen: Plan,
+    essential: list[Term],
+    every: bool,
+    n: int,
+    filters: Filters,
+    tenant: str,
+    *,
+    inside: bool,
+) -> list[tuple[int, float, bool]]:
     """The n best of (at most `cap`) chunks holding the essential words, scored on every word, each with
     whether it passes the filters; with `inside`, only chunks that pass them are ranked."""
     condition, params = visibility(filters, tenant)
@@ -217,17 +242,25 @@ async def _rank(session: AsyncSession, chosen: Plan, essential: list[Term], ever
     if chosen.dialect == "sqlite":
         params["q"], times = _fts5_query(chosen, essential, every)
         # CROSS JOIN: from the index to the rows, whatever SQLite's planner (without statistics) guesses.
-        rows = "CROSS JOIN knowledge_chunks c ON c.seq = {key} CROSS JOIN knowledge_items i ON i.id = c.item_id"
+        rows = (
+            "CROSS JOIN knowledge_chunks c ON c.seq = {key} CROSS JOIN knowledge_items i ON i.id = c.item_id"
+        )
         if inside:
-            matches = (f"SELECT f.rowid AS k, bm25(knowledge_chunks_fts) AS s FROM knowledge_chunks_fts f "
-                       f"{rows.format(key='f.rowid')} WHERE knowledge_chunks_fts MATCH :q AND {condition} "
-                       f"ORDER BY f.rowid DESC LIMIT {cap}")
+            matches = (
+                f"SELECT f.rowid AS k, bm25(knowledge_chunks_fts) AS s FROM knowledge_chunks_fts f "
+                f"{rows.format(key='f.rowid')} WHERE knowledge_chunks_fts MATCH :q AND {condition} "
+                f"ORDER BY f.rowid DESC LIMIT {cap}"
+            )
             sql = f"SELECT k, s, 1 FROM ({matches}) ORDER BY s LIMIT {n}"
         else:
-            matches = ("SELECT rowid AS k, bm25(knowledge_chunks_fts) AS s FROM knowledge_chunks_fts "
-                       f"WHERE knowledge_chunks_fts MATCH :q ORDER BY rowid DESC LIMIT {cap}")
-            sql = (f"SELECT r.k, r.s, CASE WHEN {condition} THEN 1 ELSE 0 END FROM "
-                   f"(SELECT k, s FROM ({matches}) ORDER BY s LIMIT {n}) r {rows.format(key='r.k')} ORDER BY r.s")
+            matches = (
+                "SELECT rowid AS k, bm25(knowledge_chunks_fts) AS s FROM knowledge_chunks_fts "
+                f"WHERE knowledge_chunks_fts MATCH :q ORDER BY rowid DESC LIMIT {cap}"
+            )
+            sql = (
+                f"SELECT r.k, r.s, CASE WHEN {condition} THEN 1 ELSE 0 END FROM "
+                f"(SELECT k, s FROM ({matches}) ORDER BY s LIMIT {n}) r {rows.format(key='r.k')} ORDER BY r.s"
+            )
         result = await session.execute(typed_sql(sql, params), params)
         return [(int(key), -float(score) / times, bool(ok)) for key, score, ok in result]
     params["match"] = (" & " if every else " | ").join(_tsquery_word(t) for t in essential)
@@ -240,18 +273,23 @@ async def _rank(session: AsyncSession, chosen: Plan, essential: list[Term], ever
     else:
         candidates += "WHERE "
     candidates += f"c.tsv @@ to_tsquery('english', :match) LIMIT {cap}"
-    top = (f"SELECT m.seq, ts_rank(m.tsv, rq) AS s FROM to_tsquery('english', :rank) AS rq, ({candidates}) AS m "
-           f"ORDER BY s DESC LIMIT {n}")
+    top = (
+        f"SELECT m.seq, ts_rank(m.tsv, rq) AS s FROM to_tsquery('english', :rank) AS rq, ({candidates}) AS m "
+        f"ORDER BY s DESC LIMIT {n}"
+    )
     if inside:
         sql = f"SELECT r.seq, r.s, true FROM ({top}) AS r ORDER BY r.s DESC"
     else:
-        sql = (f"SELECT r.seq, r.s, {condition} FROM ({top}) AS r JOIN knowledge_chunks c ON c.seq = r.seq "
-               "JOIN knowledge_items i ON i.id = c.item_id ORDER BY r.s DESC")
+        sql = (
+            f"SELECT r.seq, r.s, {condition} FROM ({top}) AS r JOIN knowledge_chunks c ON c.seq = r.seq "
+            "JOIN knowledge_items i ON i.id = c.item_id ORDER BY r.s DESC"
+        )
     result = await session.execute(typed_sql(sql, params), params)
     return [(int(key), float(score), bool(ok)) for key, score, ok in result]
 
 
-# --- document frequencies: SQLite ----------------------------------------------------------------------------
+# --- document frequencies: SQLite ---------------------------------------------------------------------------
+
 
 class _Stemmer:
     """FTS5's own tokenizer, configured as the index's, in a private in-memory database: which terms the
@@ -324,13 +362,18 @@ async def _sqlite_terms(session: AsyncSession, words: list[str]) -> tuple[list[T
     # The uncached frequencies and the number of chunks in one statement (a row with a NULL term).
     names = ", ".join(f":t{n}" for n in range(len(wanted))) or "NULL"
     params = {f"t{n}": stem for n, stem in enumerate(wanted)}
-    sql = text(f"SELECT term, doc FROM {VOCAB} WHERE term IN ({names}) "
-               "UNION ALL SELECT NULL, (SELECT count(*) FROM knowledge_chunks)")
+    sql = text(
+        f"SELECT term, doc FROM {VOCAB} WHERE term IN ({names}) "
+        "UNION ALL SELECT NULL, (SELECT count(*) FROM knowledge_chunks)"
+    )
     try:
         rows = (await session.execute(sql, params)).all()
     except OperationalError:  # the connection's first search: the vocabulary table is per connection
-        await session.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCAB} "
-                                   "USING fts5vocab(main, knowledge_chunks_fts, row)"))
+        await session.execute(
+            text(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCAB} USING fts5vocab(main, knowledge_chunks_fts, row)"
+            )
+        )
         rows = (await session.execute(sql, params)).all()
     if len(_frequencies) > 100_000:
         _frequencies.clear()
@@ -343,14 +386,14 @@ async def _sqlite_terms(session: AsyncSession, words: list[str]) -> tuple[list[T
         if count >= CACHED_FROM:
             _frequencies[(key, stem)] = (now, int(count))
     found, seen = [], set()
-    for word, group in zip(words, stems):
+    for word, group in zip(words, stems, strict=True):
         if group and group not in seen:
             seen.add(group)
             found.append(Term(word, min(df.get(s, 0) for s in group)))
     return found, total
 
 
-# --- document frequencies: PostgreSQL ------------------------------------------------------------------------
+# --- document frequencies: PostgreSQL -----------------------------------------------------------------------
 
 _lexemes: dict[str, tuple[str, ...]] = {}
 _column_stats: dict[str, tuple[float, dict[str, float], float, int]] = {}
@@ -363,12 +406,17 @@ async def _postgres_statistics(session: AsyncSession) -> tuple[dict[str, float],
     cached = _column_stats.get(key)
     if cached and time.monotonic() - cached[0] < STATS_TTL_S:
         return cached[1:]
-    row = (await session.execute(text(
-        "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples FROM pg_class c "
-        "LEFT JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = 'knowledge_chunks' "
-        "AND s.attname = 'tsv' WHERE c.oid = to_regclass('knowledge_chunks')"))).first()
+    row = (
+        await session.execute(
+            text(
+                "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples FROM "
+                "pg_class c LEFT JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = "
+                "'knowledge_chunks' AND s.attname = 'tsv' WHERE c.oid = to_regclass('knowledge_chunks')"
+            )
+        )
+    ).first()
     lexemes, shares, total = row if row else (None, None, -1)
-    listed = dict(zip(lexemes, shares)) if lexemes else {}
+    listed = dict(zip(lexemes, shares, strict=False)) if lexemes else {}
     # For a tsvector column the shares are followed by their minimum and maximum. Like PostgreSQL's own
     # estimate of a tsquery's selectivity, a lexeme not listed counts as half as common as the rarest listed.
     floor = float(shares[len(lexemes)]) / 2 if lexemes and len(shares) > len(lexemes) else 0.0
@@ -382,9 +430,13 @@ async def _postgres_terms(session: AsyncSession, words: list[str]) -> tuple[list
     statistics."""
     missing = [w for w in dict.fromkeys(words) if w not in _lexemes]
     if missing:
-        rows = await session.execute(text(
-            "SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:words AS text[])) AS w"),
-            {"words": missing})
+        rows = await session.execute(
+            text(
+                "SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:words AS text[])) "
+                "AS w"
+            ),
+            {"words": missing},
+        )
         if len(_lexemes) > 100_000:
             _lexemes.clear()
         _lexemes.update({word: tuple(sorted(lexemes)) for word, lexemes in rows})
@@ -394,6 +446,10 @@ async def _postgres_terms(session: AsyncSession, words: list[str]) -> tuple[list
         group = _lexemes.get(word, ())
         if group and group not in seen:  # no lexeme: a stop word of the 'english' configuration
             seen.add(group)
-            df = max(1, round(total * min(listed.get(lexeme, floor) for lexeme in group))) if listed and total else None
+            df = (
+                max(1, round(total * min(listed.get(lexeme, floor) for lexeme in group)))
+                if listed and total
+                else None
+            )
             found.append(Term(word, df))
     return found, total

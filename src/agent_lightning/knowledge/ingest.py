@@ -12,8 +12,15 @@ from pathlib import PurePath
 from agent_lightning.core.errors import Invalid
 
 FORMATS = ("text", "markdown", "html", "pdf")
-_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".rst": "text", ".txt": "text", ".html": "html",
-             ".htm": "html", ".pdf": "pdf"}
+_SUFFIXES = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".rst": "text",
+    ".txt": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(])")
 _HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCK_TAGS = {"p", "li", "pre", "div", "section", "article", "tr", "br", "dt", "dd", "blockquote", "table"}
@@ -100,7 +107,7 @@ def _markdown_sections(text: str) -> list[Section]:
         if match:
             flush()
             level = len(match.group(1))
-            path[:] = path[: level - 1] + [match.group(2)]
+            path[:] = [*path[: level - 1], match.group(2)]
         else:
             buffer.append(line)
     flush()
@@ -201,8 +208,9 @@ def _tail(pieces: list[str], overlap: int) -> list[str]:
     return kept
 
 
-def chunk_document(data: bytes | str, filename: str = "", fmt: str | None = None, *, size: int = 1000,
-                   overlap: int = 150) -> tuple[str, list[Chunk]]:
+def chunk_document(
+    data: bytes | str, filename: str = "", fmt: str | None = None, *, size: int = 1000, overlap: int = 150
+) -> tuple[str, list[Chunk]]:
     """Parse and chunk one document; returns its format and chunks."""
     kind = detect_format(filename, fmt)
     text = data if isinstance(data, str) else decode(data, kind)

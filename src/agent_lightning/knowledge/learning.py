@@ -22,8 +22,8 @@ def fallback_entry(task: str, answer: str) -> str:
 def parse_entry(text: str) -> str | None:
     """The model's entry if it has both a problem and a solution line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    problem = next((l for l in lines if l.lower().startswith("problem:")), None)
-    solution = next((l for l in lines if l.lower().startswith("solution:")), None)
+    problem = next((line for line in lines if line.lower().startswith("problem:")), None)
+    solution = next((line for line in lines if line.lower().startswith("solution:")), None)
     if problem and solution and len(solution) > len("solution:") + 10:
         return f"{problem}\n{solution}"
     return None
@@ -34,8 +34,10 @@ async def distil(models: ModelGateway | None, model: str, task: str, answer: str
     if models is not None:
         request = ChatRequest(
             model=model,
-            messages=[ChatMessage(role="system", content=DISTIL_PROMPT),
-                      ChatMessage(role="user", content=f"Task: {task[:3000]}\n\nAnswer: {answer[:4000]}")],
+            messages=[
+                ChatMessage(role="system", content=DISTIL_PROMPT),
+                ChatMessage(role="user", content=f"Task: {task[:3000]}\n\nAnswer: {answer[:4000]}"),
+            ],
             temperature=0.1,
             max_tokens=200,
             metadata={"purpose": "knowledge_distillation"},

@@ -8,8 +8,15 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 Category = Literal[
-    "technical_documentation", "code_examples", "best_practices", "troubleshooting", "architecture_patterns",
-    "api_references", "tutorials", "project_specific", "domain_knowledge",
+    "technical_documentation",
+    "code_examples",
+    "best_practices",
+    "troubleshooting",
+    "architecture_patterns",
+    "api_references",
+    "tutorials",
+    "project_specific",
+    "domain_knowledge",
 ]
 Scope = Literal["agent", "tenant", "shared"]
 SearchMode = Literal["hybrid", "vector", "fulltext"]
@@ -25,7 +32,9 @@ class ItemCreate(BaseModel):
     category: Category = "domain_knowledge"
     source: str = Field(default="api", max_length=500)
     agent_id: str | None = Field(default=None, max_length=64, description="Only this agent sees it.")
-    shared: bool = Field(default=False, description="Visible to every tenant.")
+    shared: bool = Field(
+        default=False, description="Published to every tenant that opted in (platform admin only)."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -54,7 +63,10 @@ class ItemPage(BaseModel):
 
 
 class Filters(BaseModel):
-    agent_id: str | None = Field(default=None, description="Items of this agent plus tenant-wide and shared ones.")
+    agent_id: str | None = Field(
+        default=None, description="Items of this agent plus tenant-wide and shared ones."
+    )
+    include_shared: bool = Field(default=True, description="Shared items too (only if your tenant opted in).")
     category: list[Category] | None = None
     source: str | None = None
     created_after: datetime | None = None
@@ -144,6 +156,26 @@ class IngestResult(BaseModel):
     chunks: int
 
 
+class KnownDocuments(BaseModel):
+    """Which of the fingerprints asked about are stored (knowledge/fingerprint.py)."""
+
+    known: list[str]
+
+
+class ItemBatch(BaseModel):
+    """Documents stored together (one embedding pass, one transaction): the fast way to ingest many."""
+
+    items: list[ItemCreate] = Field(min_length=1, max_length=1000)
+
+
+class BatchIngestResult(BaseModel):
+    results: list[IngestResult] = Field(
+        description="One per document, in order; `chunks` 0 when it was stored before."
+    )
+    stored: int = Field(description="Documents stored now.")
+    chunks: int = Field(description="Chunks stored now.")
+
+
 class ReembedRequest(BaseModel):
     model: str | None = Field(default=None, description="Defaults to the configured embedding model.")
     only_stale: bool = True
@@ -156,26 +188,32 @@ class ReembedResult(BaseModel):
 
 
 class ExportedChunk(BaseModel):
-    heading: str = ""
-    text: str
+    heading: str = Field(default="", max_length=500)
+    text: str = Field(min_length=1, max_length=2_000_000)
 
 
 class ExportedItem(BaseModel):
-    """One line of an export (and of an import)."""
+    """One line of an export (and of an import): bounded as the columns it is stored in."""
 
-    id: str | None = None
-    title: str
+    id: str | None = Field(default=None, min_length=1, max_length=64)
+    title: str = Field(max_length=300)
     category: Category = "domain_knowledge"
-    source: str = "import"
+    source: str = Field(default="import", max_length=500)
     scope: Scope = "tenant"
-    agent_id: str | None = None
+    agent_id: str | None = Field(default=None, max_length=64)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    origin: str = "import"
-    task_id: str | None = None
-    relevance: float = 1.0
-    usage_count: int = 0
+    origin: str = Field(default="import", max_length=20)
+    task_id: str | None = Field(default=None, max_length=64)
+    relevance: float = Field(default=1.0, ge=0, le=1000)
+    usage_count: int = Field(default=0, ge=0, le=2**31 - 1)
     created_at: datetime | None = None
     chunks: list[ExportedChunk] = Field(min_length=1)
+
+
+class Sharing(BaseModel):
+    """A tenant's use of the platform's shared knowledge."""
+
+    use_shared: bool = Field(description="Search and task prompts include items a platform admin published.")
 
 
 class Deleted(BaseModel):
@@ -203,5 +241,7 @@ class KnowledgeBase(Protocol):
     """What the execution service and the composition root ask of the knowledge service."""
 
     async def context(self, request: ContextRequest) -> KnowledgeContext: ...
+
+    async def search(self, request: SearchRequest) -> SearchResult: ...
 
     async def learn(self, request: LearnRequest) -> LearnResult: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agent_lightning.core.db import Base, TenantMixin, UTCDateTime, utcnow
@@ -13,7 +13,10 @@ from agent_lightning.core.db import Base, TenantMixin, UTCDateTime, utcnow
 
 class KnowledgeItemRow(TenantMixin, Base):
     __tablename__ = "knowledge_items"
-    __table_args__ = (Index("ix_knowledge_items_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_knowledge_items_tenant_created", "tenant_id", "created_at"),
+        Index("ix_knowledge_items_tenant_source_hash", "tenant_id", "source_hash"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -25,6 +28,7 @@ class KnowledgeItemRow(TenantMixin, Base):
     origin: Mapped[str] = mapped_column(String(20), default="api")
     task_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    source_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # knowledge/fingerprint.py
     usage_count: Mapped[int] = mapped_column(Integer, default=0)
     relevance: Mapped[float] = mapped_column(Float, default=1.0)
     embedding_model: Mapped[str] = mapped_column(String(120))
@@ -37,7 +41,7 @@ class KnowledgeChunkRow(TenantMixin, Base):
     """One chunk; `seq` is its key in the full-text table and the vector index."""
 
     __tablename__ = "knowledge_chunks"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     item_id: Mapped[str] = mapped_column(ForeignKey("knowledge_items.id", ondelete="CASCADE"), index=True)
@@ -59,3 +63,13 @@ class KnowledgeUseRow(TenantMixin, Base):
     score: Mapped[float] = mapped_column(Float, default=0.0)
     reward: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KnowledgeSharingRow(Base):
+    """A tenant's opt-in to shared knowledge (no row: not opted in)."""
+
+    __tablename__ = "knowledge_sharing"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    use_shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

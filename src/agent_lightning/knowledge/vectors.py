@@ -2,9 +2,9 @@
 derived copy that can be rebuilt from them at any time.
 
 - PostgreSQL with pgvector: the `vec` column and its HNSW index, queried in SQL.
-- SQLite: a usearch HNSW index in a file beside the database (chosen by measurement, see
+- SQLite: an hnswlib HNSW index in a file beside the database (chosen by measurement, see
   benchmarks/retrieval), rebuilt when missing or stale.
-- Otherwise (PostgreSQL without pgvector, usearch missing): exact cosine search in the app with numpy.
+- Otherwise (PostgreSQL without pgvector, hnswlib missing): exact cosine search in the app with numpy.
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ from sqlalchemy import func, select, text
 
 from agent_lightning.core.db import Database
 from agent_lightning.core.logging import get_logger
+from agent_lightning.core.tenancy import ALL_TENANTS
 from agent_lightning.knowledge.tables import KnowledgeChunkRow
 
 log = get_logger(__name__)
 
 PGVECTOR_DIMENSIONS = 384
+INDEX_FILE = "knowledge.hnsw"
+INDEX = {ALL_TENANTS: "the vector index holds every tenant's chunks; a search filters them by tenant"}
+"""The HNSW index file in the data dir (its sidecar: knowledge.json)."""
+LEGACY_INDEX_FILE = "knowledge.usearch"
+"""The index file of earlier versions, deleted when the new one is built."""
 
 
 def to_blob(vector: list[float] | np.ndarray) -> bytes:
@@ -59,7 +65,11 @@ class _Generation:
     @staticmethod
     async def of(db: Database) -> tuple[int, int]:
         async with db.session() as session:
-            count, top = (await session.execute(select(func.count(), func.max(KnowledgeChunkRow.seq)))).one()
+            count, top = (
+                await session.execute(
+                    select(func.count(), func.max(KnowledgeChunkRow.seq)), execution_options=INDEX
+                )
+            ).one()
         return int(count), int(top or 0)
 
 
@@ -88,31 +98,43 @@ class InMemoryIndex:
             if (count, top) == (self.count, self.top):
                 return
             if count - self.count == await self._count_after(self.top) and top >= self.top:
-                await self._load(after=self.top)
+                seen, last = await self._load(after=self.top)
+                self.count, self.top = self.count + seen, max(self.top, last)
             else:
                 self._reset()
-                await self._load(after=0)
-            self.count, self.top = count, top
+                self.count, self.top = await self._load(after=0)
             self._saved()
 
     async def _count_after(self, seq: int) -> int:
         async with self.db.session() as session:
-            return int(await session.scalar(select(func.count()).where(KnowledgeChunkRow.seq > seq)))
+            return int(
+                await session.scalar(
+                    select(func.count()).where(KnowledgeChunkRow.seq > seq), execution_options=INDEX
+                )
+            )
 
-    async def _load(self, *, after: int, page: int = 5000) -> None:
-        last = after
+    async def _load(self, *, after: int, page: int = 5000) -> tuple[int, int]:
+        """Index the rows after key `after`; return how many rows were read and the last key. Rows committed
+        since the generation was read are included, so the index's count and top come from what was read
+        (taking them from the generation made the next sync load those rows a second time)."""
+        seen, last = 0, after
         while True:
             async with self.db.session() as session:
-                rows = (await session.execute(
-                    select(KnowledgeChunkRow.seq, KnowledgeChunkRow.embedding)
-                    .where(KnowledgeChunkRow.seq > last).order_by(KnowledgeChunkRow.seq).limit(page)
-                )).all()
-            rows = [(seq, blob) for seq, blob in rows if len(blob) == self.dims * 4]
+                rows = (
+                    await session.execute(
+                        select(KnowledgeChunkRow.seq, KnowledgeChunkRow.embedding)
+                        .where(KnowledgeChunkRow.seq > last)
+                        .order_by(KnowledgeChunkRow.seq)
+                        .limit(page),
+                        execution_options=INDEX,
+                    )
+                ).all()
             if not rows:
-                return
-            keys = [seq for seq, _ in rows]
-            self._add(keys, np.stack([from_blob(blob) for _, blob in rows]))
-            last = keys[-1]
+                return seen, last
+            seen, last = seen + len(rows), rows[-1][0]
+            rows = [(seq, blob) for seq, blob in rows if len(blob) == self.dims * 4]  # this model's vectors
+            if rows:
+                self._add([seq for seq, _ in rows], np.stack([from_blob(blob) for _, blob in rows]))
 
     async def add(self, keys: list[int], vectors: np.ndarray) -> None:
         """Index rows this process just committed (read back from the database, the source of truth)."""
@@ -159,63 +181,96 @@ class InMemoryIndex:
         """Persist the index (nothing to do for the exact one)."""
 
 
-class UsearchIndex(InMemoryIndex):
-    """An HNSW index (usearch) in `path`, with a sidecar JSON of what it was built from."""
+class HnswIndex(InMemoryIndex):
+    """An HNSW graph (hnswlib) in `path`, with a sidecar JSON of what it was built from.
 
-    name = "usearch"
+    hnswlib links the C++ runtime of the platform like every other native dependency. The index library used
+    before (usearch) carried its own copy of libstdc++ whose locale ids the dynamic linker shares with the
+    system's: loaded before onnxruntime, it crashed the process (SIGSEGV) at the first embedding.
+    """
+
+    name = "hnsw"
+    M = 16
+    EF_CONSTRUCTION = 128
+    EF_SEARCH = 96
 
     def __init__(self, db: Database, dims: int, path: Path, **kwargs) -> None:
         super().__init__(db, dims, **kwargs)
         self.path = path
         self.meta_path = path.with_suffix(".json")
         self._dirty = 0
+        self._live = 0  # elements not marked deleted
 
-    def _reset(self) -> None:
-        from usearch.index import Index
+    def _reset(self, capacity: int = 1024) -> None:
+        import hnswlib
 
-        self.index = Index(ndim=self.dims, metric="cos", dtype="f32", connectivity=16, expansion_add=128,
-                           expansion_search=96)
+        self.index = hnswlib.Index(space="cosine", dim=self.dims)
+        self.index.init_index(max_elements=capacity, ef_construction=self.EF_CONSTRUCTION, M=self.M)
+        self._live = 0
 
     async def open(self) -> None:
         """Load the index file when it matches the database; otherwise rebuild it."""
         count, top = await _Generation.of(self.db)
         meta = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else {}
         self._reset()
-        if self.path.exists() and meta == {"count": count, "top": top, "dims": self.dims}:
-            self.index.load(str(self.path))
-            self.count, self.top = count, top
+        if (
+            self.path.exists()
+            and "live" in meta
+            and meta == {"count": count, "top": top, "dims": self.dims, "live": meta["live"]}
+        ):
+            self.index.load_index(str(self.path), max_elements=max(1024, meta["live"] * 2))
+            self.count, self.top, self._live = count, top, meta["live"]
             self._checked = time.monotonic()
-            log.info("vector_index_loaded", path=str(self.path), vectors=len(self.index))
+            log.info("vector_index_loaded", path=str(self.path), vectors=self._live)
             return
         started = time.perf_counter()
         await self.sync(force=True)
         self._write()
-        log.info("vector_index_rebuilt", path=str(self.path), vectors=len(self.index),
-                 seconds=round(time.perf_counter() - started, 2), reason="missing" if not meta else "stale")
+        self.path.with_name(LEGACY_INDEX_FILE).unlink(missing_ok=True)
+        log.info(
+            "vector_index_rebuilt",
+            path=str(self.path),
+            vectors=self._live,
+            seconds=round(time.perf_counter() - started, 2),
+            reason="missing" if not meta else "stale",
+        )
 
     def _add(self, keys: list[int], vectors: np.ndarray) -> None:
         if not hasattr(self, "index"):
             self._reset()
-        self.index.add(np.asarray(keys, dtype=np.uint64), vectors.astype(np.float32))
+        needed = self.index.get_current_count() + len(keys)
+        if needed > self.index.get_max_elements():
+            self.index.resize_index(max(needed, 2 * self.index.get_max_elements()))
+        self.index.add_items(vectors.astype(np.float32), np.asarray(keys, dtype=np.int64))
+        self._live += len(keys)
 
     def _remove(self, keys: list[int]) -> None:
         for key in keys:
-            if self.index.contains(key):
-                self.index.remove(key)
+            try:
+                self.index.mark_deleted(key)
+            except RuntimeError:  # not in the index, or already deleted
+                continue
+            self._live -= 1
 
     def _search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if not len(self.index):
+        k = min(k, self._live)
+        if k <= 0:
             return []
-        found = self.index.search(vector, min(k, len(self.index)))
-        return [(int(key), 1.0 - float(distance)) for key, distance in zip(found.keys, found.distances)]
+        self.index.set_ef(max(self.EF_SEARCH, k))
+        labels, distances = self.index.knn_query(vector, k=k)
+        return [
+            (int(key), 1.0 - float(distance)) for key, distance in zip(labels[0], distances[0], strict=True)
+        ]
 
     def _saved(self) -> None:
         self._dirty += 1
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.index.save(str(self.path))
-        self.meta_path.write_text(json.dumps({"count": self.count, "top": self.top, "dims": self.dims}))
+        self.index.save_index(str(self.path))
+        self.meta_path.write_text(
+            json.dumps({"count": self.count, "top": self.top, "dims": self.dims, "live": self._live})
+        )
         self._dirty = 0
 
     async def flush(self) -> None:
@@ -244,22 +299,36 @@ class PgVectorIndex:
     @staticmethod
     async def write(session, keys: list[int], vectors: np.ndarray) -> None:
         """Set the vector column of new chunks, in the caller's transaction."""
-        params = [{"v": pg_literal(v), "k": key} for key, v in zip(keys, vectors) if len(v) == PGVECTOR_DIMENSIONS]
+        params = [
+            {"v": pg_literal(v), "k": key}
+            for key, v in zip(keys, vectors, strict=True)
+            if len(v) == PGVECTOR_DIMENSIONS
+        ]
         if params:
-            await session.execute(text("UPDATE knowledge_chunks SET vec = CAST(:v AS vector) WHERE seq = :k"), params)
+            await session.execute(
+                text("UPDATE knowledge_chunks SET vec = CAST(:v AS vector) WHERE seq = :k"), params
+            )
 
     async def refill(self, page: int = 2000) -> None:
         """Copy every stored vector into the column (after re-embedding)."""
         last = 0
         while True:
             async with self.db.session() as session:
-                rows = (await session.execute(
-                    select(KnowledgeChunkRow.seq, KnowledgeChunkRow.embedding).where(KnowledgeChunkRow.seq > last)
-                    .order_by(KnowledgeChunkRow.seq).limit(page))).all()
+                rows = (
+                    await session.execute(
+                        select(KnowledgeChunkRow.seq, KnowledgeChunkRow.embedding)
+                        .where(KnowledgeChunkRow.seq > last)
+                        .order_by(KnowledgeChunkRow.seq)
+                        .limit(page),
+                        execution_options=INDEX,
+                    )
+                ).all()
                 if not rows:
                     return
-                await session.execute(text("UPDATE knowledge_chunks SET vec = NULL WHERE seq > :a AND seq <= :b"),
-                                      {"a": last, "b": rows[-1][0]})
+                await session.execute(
+                    text("UPDATE knowledge_chunks SET vec = NULL WHERE seq > :a AND seq <= :b"),
+                    {"a": last, "b": rows[-1][0]},
+                )
                 await self.write(session, [s for s, _ in rows], [from_blob(b) for _, b in rows])
             last = rows[-1][0]
 
@@ -270,8 +339,10 @@ class PgVectorIndex:
         async with self.db.session() as session:
             await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, k)}"))
             rows = await session.execute(
-                text("SELECT seq, 1 - (vec <=> CAST(:v AS vector)) AS score FROM knowledge_chunks "
-                     "WHERE vec IS NOT NULL ORDER BY vec <=> CAST(:v AS vector) LIMIT :k"),
+                text(
+                    "SELECT seq, 1 - (vec <=> CAST(:v AS vector)) AS score FROM knowledge_chunks "
+                    "WHERE vec IS NOT NULL ORDER BY vec <=> CAST(:v AS vector) LIMIT :k"
+                ),
                 {"v": pg_literal(vector), "k": k},
             )
             return [(int(seq), float(score)) for seq, score in rows]
@@ -280,12 +351,18 @@ class PgVectorIndex:
 async def has_pgvector(db: Database) -> bool:
     """Whether the chunks table has the pgvector column (the migration adds it when the server can)."""
     async with db.session() as session:
-        found = await session.scalar(text(
-            "SELECT 1 FROM information_schema.columns WHERE table_name = 'knowledge_chunks' AND column_name = 'vec'"))
+        found = await session.scalar(
+            text(
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'knowledge_chunks' AND "
+                "column_name = 'vec'"
+            )
+        )
     return found is not None
 
 
-async def open_backend(db: Database, dims: int, index_path: Path, *, prefer: str = "auto") -> tuple[VectorBackend, str]:
+async def open_backend(
+    db: Database, dims: int, index_path: Path, *, prefer: str = "auto"
+) -> tuple[VectorBackend, str]:
     """The vector backend for this database, and a sentence saying which one and why."""
     if not db.is_sqlite:
         if prefer in ("auto", "pgvector") and dims == PGVECTOR_DIMENSIONS and await has_pgvector(db):
@@ -293,13 +370,13 @@ async def open_backend(db: Database, dims: int, index_path: Path, *, prefer: str
         backend = InMemoryIndex(db, dims)
         await backend.sync(force=True)
         return backend, "exact search in the app (pgvector is not installed on this PostgreSQL)"
-    if prefer in ("auto", "usearch"):
+    if prefer in ("auto", "hnsw"):
         try:
-            index = UsearchIndex(db, dims, index_path)
+            index = HnswIndex(db, dims, index_path)
             await index.open()
-            return index, f"usearch HNSW index in {index_path.name} (SQLite holds the vectors)"
+            return index, f"hnswlib HNSW index in {index_path.name} (SQLite holds the vectors)"
         except ImportError:
-            log.warning("usearch_missing", fallback="exact")
+            log.warning("hnswlib_missing", fallback="exact")
     backend = InMemoryIndex(db, dims)
     await backend.sync(force=True)
     return backend, "exact search in the app"

@@ -8,16 +8,42 @@ import re
 
 _BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 # A full stop after these does not end a sentence ("Dr. Huber", "e.g. Redis").
-_ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "mx", "prof", "st", "mt", "jr", "sr", "vs", "etc", "e.g", "i.e", "approx",
-                  "dept", "inc", "ltd", "co", "fig", "no"}
+_ABBREVIATIONS = {
+    "dr",
+    "mr",
+    "mrs",
+    "ms",
+    "mx",
+    "prof",
+    "st",
+    "mt",
+    "jr",
+    "sr",
+    "vs",
+    "etc",
+    "e.g",
+    "i.e",
+    "approx",
+    "dept",
+    "inc",
+    "ltd",
+    "co",
+    "fig",
+    "no",
+}
 _FIRST_PERSON = re.compile(r"\b(i|i'm|i am|i've|i'll|i'd|my|mine|we|our|we're|we've|we'll)\b", re.IGNORECASE)
-_REQUEST = re.compile(r"^(please|can you|could you|would you|tell me|show me|help me|what|how|why|when|where|who|which)\b",
-                      re.IGNORECASE)
+_REQUEST = re.compile(
+    r"^(please|can you|could you|would you|tell me|show me|help me|what|how|why|when|where|who|which)\b",
+    re.IGNORECASE,
+)
 _FORGET = re.compile(r"^(please\s+)?(forget|ignore|disregard)\s+(that\s+)?", re.IGNORECASE)
 # Openers that carry no fact: "Quick update: we moved…", "Yes, we created…", "Actually we're moving…".
 _LABEL = re.compile(r"^[\w' -]{1,30}:\s+")
-_OPENER = re.compile(r"^(?:(?:yes|yeah|no|okay|ok|so|also|actually|well|now|oh|hey|hi|hello|great|cool|nice|right|"
-                     r"anyway|btw|by the way|good news|update|unrelated|and|but|finally|honestly)\b[,!.:]?\s+)+", re.I)
+_OPENER = re.compile(
+    r"^(?:(?:yes|yeah|no|okay|ok|so|also|actually|well|now|oh|hey|hi|hello|great|cool|nice|right|"
+    r"anyway|btw|by the way|good news|update|unrelated|and|but|finally|honestly)\b[,!.:]?\s+)+",
+    re.I,
+)
 _REWRITES = [
     (re.compile(r"^i am\b", re.I), "The user is"),
     (re.compile(r"^i'm\b", re.I), "The user is"),
@@ -33,23 +59,43 @@ _REWRITES = [
     (re.compile(r"^our\b", re.I), "The user's team's"),
 ]
 # First-person words later in a sentence, in the third person.
-_INNER = [(re.compile(rf"\b{first}\b", flags), third) for first, third, flags in (
-    ("I'm", "they're", 0), ("I've", "they've", 0), ("I'll", "they'll", 0), ("I'd", "they'd", 0), ("I", "they", 0),
-    ("my", "their", re.I), ("mine", "theirs", re.I), ("myself", "themselves", re.I), ("me", "them", 0),
-    ("we're", "they're", re.I), ("we've", "they've", re.I), ("we'll", "they'll", re.I), ("we", "they", re.I),
-    ("our", "their", re.I), ("ours", "theirs", re.I), ("us", "them", 0),
-)]
-_VERB = re.compile(r"\s(is|are|was|were|am|has|have|lives|live|works|work|uses|use|prefers|prefer|likes|like|"
-                   r"loves|love|hates|hate|owns|own|speaks|speak|studies|study|plays|play|drives|drive)\b", re.I)
+_INNER = [
+    (re.compile(rf"\b{first}\b", flags), third)
+    for first, third, flags in (
+        ("I'm", "they're", 0),
+        ("I've", "they've", 0),
+        ("I'll", "they'll", 0),
+        ("I'd", "they'd", 0),
+        ("I", "they", 0),
+        ("my", "their", re.I),
+        ("mine", "theirs", re.I),
+        ("myself", "themselves", re.I),
+        ("me", "them", 0),
+        ("we're", "they're", re.I),
+        ("we've", "they've", re.I),
+        ("we'll", "they'll", re.I),
+        ("we", "they", re.I),
+        ("our", "their", re.I),
+        ("ours", "theirs", re.I),
+        ("us", "them", 0),
+    )
+]
+_VERB = re.compile(
+    r"\s(is|are|was|were|am|has|have|lives|live|works|work|uses|use|prefers|prefer|likes|like|"
+    r"loves|love|hates|hate|owns|own|speaks|speak|studies|study|plays|play|drives|drive)\b",
+    re.I,
+)
 
 _THIRD = {"have": "has", "do": "does", "go": "goes"}
 # Verbs a sentence often starts with after "I": "I run the platform team" → "The user runs the platform team".
 _BASE_VERBS = set(
-    "live work use prefer like love hate own speak study play drive want need teach run write manage maintain lead "
-    "build think know make keep plan try hope practise practice train test deploy store host sell ship rent forecast "
-    "analyse analyze organise organize fly get take feel start trust care miss cook read sing swim visit volunteer "
-    "support worry handle expect wish enjoy mean believe guess suppose remember forget struggle spend save pay earn "
-    "teach code design develop document translate review lead coach mentor".split())
+    "live work use prefer like love hate own speak study play drive want need teach run write manage "
+    "maintain lead build think know make keep plan try hope practise practice train test deploy store host "
+    "sell ship rent forecast analyse analyze organise organize fly get take feel start trust care miss cook "
+    "read sing swim visit volunteer support worry handle expect wish enjoy mean believe guess suppose "
+    "remember forget struggle spend save pay earn teach code design develop document translate review lead "
+    "coach mentor".split()
+)
 
 
 def _third_singular(verb: str) -> str:
@@ -93,11 +139,11 @@ def third_person(sentence: str) -> str:
     for pattern, replacement in _REWRITES:
         match = pattern.search(text)
         if match:
-            head, text = replacement, text[match.end():]
+            head, text = replacement, text[match.end() :]
             if replacement in ("The user", "The user's team"):
                 verb = re.match(r"\s+(\w+)", text)
                 if verb and verb.group(1).lower() in _BASE_VERBS:
-                    head, text = f"{head} {_third_singular(verb.group(1).lower())}", text[verb.end():]
+                    head, text = f"{head} {_third_singular(verb.group(1).lower())}", text[verb.end() :]
             break
     for pattern, replacement in _INNER:
         text = pattern.sub(replacement, text)
@@ -120,14 +166,34 @@ def extract(text: str) -> list[tuple[str, bool]]:
     return found
 
 
-_QUESTION = [(re.compile(rf"\b{first}\b", 0 if first in ("I", "me", "us") else re.I), third) for first, third in (
-    ("am I", "is the user"), ("I am", "the user is"), ("I'm", "the user is"), ("do I", "does the user"),
-    ("have I", "has the user"), ("I have", "the user has"), ("I've", "the user has"), ("are we", "is the user's team"),
-    ("we are", "the user's team is"), ("we're", "the user's team is"), ("do we", "does the user's team"),
-    ("have we", "has the user's team"), ("we have", "the user's team has"), ("we've", "the user's team has"),
-    ("myself", "the user"), ("my", "the user's"), ("mine", "the user's"), ("me", "the user"), ("I", "the user"),
-    ("our", "the user's team's"), ("ours", "the user's team's"), ("us", "the user's team"), ("we", "the user's team"),
-)]
+_QUESTION = [
+    (re.compile(rf"\b{first}\b", 0 if first in ("I", "me", "us") else re.I), third)
+    for first, third in (
+        ("am I", "is the user"),
+        ("I am", "the user is"),
+        ("I'm", "the user is"),
+        ("do I", "does the user"),
+        ("have I", "has the user"),
+        ("I have", "the user has"),
+        ("I've", "the user has"),
+        ("are we", "is the user's team"),
+        ("we are", "the user's team is"),
+        ("we're", "the user's team is"),
+        ("do we", "does the user's team"),
+        ("have we", "has the user's team"),
+        ("we have", "the user's team has"),
+        ("we've", "the user's team has"),
+        ("myself", "the user"),
+        ("my", "the user's"),
+        ("mine", "the user's"),
+        ("me", "the user"),
+        ("I", "the user"),
+        ("our", "the user's team's"),
+        ("ours", "the user's team's"),
+        ("us", "the user's team"),
+        ("we", "the user's team"),
+    )
+]
 
 
 def as_facts_speak(query: str) -> str:
@@ -152,3 +218,35 @@ def subject(fact: str) -> str | None:
 
 def normalise(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
+
+
+# Words that say nothing about which value a fact holds: what is left of "The user's project is written in
+# Rust" is "rust", and every memory that mentions it holds the value.
+_PLAIN_WORDS = set(
+    "a an the of in on at to for from by with about into over under as and or but not no is are was were be "
+    "been being am has have had do does did will would can could should may might must shall that this these "
+    "those it its they them their theirs he she his her we our us you your user users team teams now still "
+    "also just very really currently today anymore new old some any all each every one ones there here than "
+    "then so too more most written called named using used uses use based built made located living lives "
+    "live working works work told tell said say mentioned mention know knows think thinks like likes prefer "
+    "prefers favourite favorite project projects thing things stuff".split()
+)
+
+
+def value_terms(fact: str) -> set[str]:
+    """The words that carry a fact's value: the words after its main verb (or, without one, all of them) that
+    are not plain words. "The user's team's project is written in Rust." → {"rust"}."""
+    match = _VERB.search(fact)
+    value = fact[match.end() :] if match and match.end() < len(fact) else fact
+    terms = {w for w in re.findall(r"\w+", value.lower()) if w not in _PLAIN_WORDS and len(w) > 1}
+    return terms or {w for w in re.findall(r"\w+", fact.lower()) if w not in _PLAIN_WORDS and len(w) > 1}
+
+
+def mentions(text: str, terms: set[str]) -> bool:
+    """Whether `text` holds every one of `terms` as a word (any case)."""
+    return bool(terms) and terms <= set(re.findall(r"\w+", text.lower()))
+
+
+def without_mentions(text: str, terms: set[str]) -> str:
+    """`text` without the sentences that mention `terms`."""
+    return " ".join(s for s in sentences(text) if not mentions(s, terms))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 MemoryKind = Literal["episodic", "semantic", "working"]
 Role = Literal["user", "assistant", "system"]
 SESSION_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+TEN_YEARS_S = 10 * 365 * 86400
 
 
 class SessionCreate(BaseModel):
@@ -22,7 +23,7 @@ class SessionCreate(BaseModel):
 class Message(BaseModel):
     role: Role
     content: str = Field(min_length=1, max_length=100_000)
-    seq: int | None = None
+    seq: int | None = Field(default=None, ge=0, le=2**63 - 1)
     created_at: datetime | None = None
 
 
@@ -51,7 +52,9 @@ class MemoryCreate(BaseModel):
     content: str = Field(min_length=1, max_length=5000)
     agent_id: str | None = Field(default=None, max_length=64)
     session_id: str | None = None
-    ttl_s: float | None = Field(default=None, gt=0, description="Working memory lifetime; default from settings.")
+    ttl_s: float | None = Field(
+        default=None, gt=0, le=TEN_YEARS_S, description="Working memory lifetime; default from settings."
+    )
 
 
 class Memory(BaseModel):
@@ -69,11 +72,18 @@ class Memory(BaseModel):
 
 
 class MemoryOp(BaseModel):
-    """What storing a memory did: semantic facts are added, update an older fact, delete one, or are ignored."""
+    """What storing a memory did: semantic facts are added, update an older fact, delete one, or are
+    ignored."""
 
     op: Literal["add", "update", "delete", "ignore"]
     memory: Memory | None = None
     replaced: str | None = Field(default=None, description="The content an update or delete replaced.")
+    also_forgotten: int = Field(
+        default=0,
+        description="Other memories (any kind), summaries and messages that held the value a delete forgot "
+        "(all removed; messages redacted) or an update replaced (episodic and working memories removed, "
+        "summaries cleaned).",
+    )
 
 
 class MemorySearch(BaseModel):
@@ -105,24 +115,36 @@ class MemoryContext(BaseModel):
     summary: str = ""
     turns: list[Message] = Field(default_factory=list, description="Recent turns, oldest first.")
     memories: list[Recalled] = Field(default_factory=list)
-    text: str = Field(default="", description="Summary and recalled memories, rendered for the system prompt.")
+    text: str = Field(
+        default="", description="Summary and recalled memories, rendered for the system prompt."
+    )
     tokens: int = 0
 
     def used(self) -> dict[str, Any]:
         """What an attempt records about the memory it was given."""
-        return {"session_id": self.session_id, "user_id": self.user_id, "turns": len(self.turns),
-                "summary": bool(self.summary), "memories": [r.memory.id for r in self.memories], "tokens": self.tokens}
+        return {
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "turns": len(self.turns),
+            "summary": bool(self.summary),
+            "memories": [r.memory.id for r in self.memories],
+            "tokens": self.tokens,
+        }
 
 
 class Exchange(BaseModel):
     """One finished turn of a conversation, recorded after the agent answered."""
 
     session_id: str = Field(pattern=SESSION_ID)
-    user_id: str
-    agent_id: str = ""
-    user: str
-    assistant: str
-    task_id: str | None = None
+    user_id: str = Field(min_length=1, max_length=128)
+    agent_id: str = Field(default="", max_length=64)
+    user: str = Field(
+        min_length=1, max_length=100_000, description="What the user said (a stored message: not empty)."
+    )
+    assistant: str = Field(
+        min_length=1, max_length=100_000, description="What the agent answered (not empty)."
+    )
+    task_id: str | None = Field(default=None, max_length=64)
 
 
 class ExchangeResult(BaseModel):
@@ -136,9 +158,9 @@ class Deleted(BaseModel):
 
 
 class PruneRequest(BaseModel):
-    max_age_days: float | None = Field(default=None, gt=0)
-    max_per_user: int | None = Field(default=None, ge=0)
-    min_relevance: float | None = Field(default=None, ge=0)
+    max_age_days: float | None = Field(default=None, gt=0, le=36500)
+    max_per_user: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    min_relevance: float | None = Field(default=None, ge=0, le=1000)
 
 
 class PruneResult(BaseModel):
@@ -159,11 +181,25 @@ class EraseResult(BaseModel):
     sessions: int
     messages: int
     memories: int
+    tasks: int = Field(default=0, description="The user's tasks whose text every service erased.")
+    erased: dict[str, int] = Field(
+        default_factory=dict, description="Rows erased or pseudonymised, per table."
+    )
+    storage: dict[str, bool] = Field(
+        default_factory=dict,
+        description="What was done to the database files: compacted, wal_checkpointed (SQLite), vacuumed.",
+    )
 
 
 class MemoryStore(Protocol):
-    """What the execution service asks of the memory service."""
+    """What the execution service asks of the memory service (the agent's memory tools use the last three)."""
 
     async def build_context(self, request: ContextRequest) -> MemoryContext: ...
 
     async def record_exchange(self, exchange: Exchange) -> ExchangeResult: ...
+
+    async def add_memory(self, body: MemoryCreate) -> MemoryOp: ...
+
+    async def search(self, request: MemorySearch) -> list[Recalled]: ...
+
+    async def delete_memory(self, memory_id: str) -> None: ...

@@ -19,7 +19,9 @@ class MemorySessionRow(TenantMixin, Base):
     agent_id: Mapped[str] = mapped_column(String(64), default="")
     title: Mapped[str] = mapped_column(String(300), default="")
     summary: Mapped[str] = mapped_column(Text, default="")
-    summarized_upto: Mapped[int] = mapped_column(Integer, default=0, doc="Last message seq folded into the summary.")
+    summarized_upto: Mapped[int] = mapped_column(
+        Integer, default=0, doc="Last message seq folded into the summary."
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

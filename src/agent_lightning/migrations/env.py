@@ -6,25 +6,15 @@ import asyncio
 
 from alembic import context
 
-from agent_lightning.agents import tables as _agents  # noqa: F401  (registers tables)
-from agent_lightning.auth import tables as _auth  # noqa: F401
 from agent_lightning.core.config import get_settings
-from agent_lightning.core.db import Base
-from agent_lightning.execution import tables as _execution  # noqa: F401
-from agent_lightning.knowledge import tables as _knowledge  # noqa: F401
-from agent_lightning.memory import tables as _memory  # noqa: F401
-from agent_lightning.models import tables as _models  # noqa: F401
-from agent_lightning.orchestrator import tables as _orchestrator  # noqa: F401
-from agent_lightning.validation import tables as _validation  # noqa: F401
-from agent_lightning.workflows import tables as _workflows  # noqa: F401
-
-target_metadata = Base.metadata
+from agent_lightning.migrations.metadata import include_object, target_metadata
 
 
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
@@ -40,7 +30,7 @@ def run_migrations_online() -> None:
     from agent_lightning.core.db import Database
 
     async def _main() -> None:
-        db = Database(get_settings().resolved_database_url())
+        db = Database.configured(get_settings())
         async with db.engine.begin() as conn:
             await conn.run_sync(_run)
         await db.close()

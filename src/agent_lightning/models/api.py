@@ -12,26 +12,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
-from agent_lightning.core.auth import Principal, authenticate, require
-from agent_lightning.core.errors import AppError
+from agent_lightning.core.auth import Principal, authenticate, has_role, require
+from agent_lightning.core.errors import AppError, Forbidden
 from agent_lightning.core.http import ERROR_RESPONSES
 from agent_lightning.core.logging import get_logger
 from agent_lightning.models.openai_wire import (
     ChatCompletion,
     ChatCompletionRequest,
+    ChunkWriter,
     EmbeddingList,
+    EmbeddingsRequest,
     WireError,
     WireModel,
     WireModelList,
-    ChunkWriter,
-    EmbeddingsRequest,
     completion_body,
     embeddings_body,
     error_body,
     model_body,
 )
 from agent_lightning.models.schemas import (
+    AliasScope,
     ChatDelta,
     ChatRequest,
     ChatResult,
@@ -41,6 +43,7 @@ from agent_lightning.models.schemas import (
     ModelCreate,
     ModelInfo,
     ModelStats,
+    ModelStatus,
     ModelUpdate,
     UsageSummary,
 )
@@ -64,10 +67,21 @@ class OpenAIErrorRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 return _validation_error(exc)
+            except HTTPException as exc:  # a body that cannot be parsed
+                message = "The request body is not valid JSON." if exc.status_code == 400 else str(exc.detail)
+                code = "invalid_json" if exc.status_code == 400 else None
+                return JSONResponse(
+                    error_body(exc.status_code, message, code),
+                    status_code=exc.status_code,
+                    headers=exc.headers,
+                )
             except AppError as exc:
                 status = 400 if exc.status == 422 else exc.status  # OpenAI answers invalid requests with 400
-                return JSONResponse(error_body(status, exc.message, exc.code, _param(exc)), status_code=status,
-                                    headers=exc.headers)
+                return JSONResponse(
+                    error_body(status, exc.message, exc.code, _param(exc)),
+                    status_code=status,
+                    headers=exc.headers,
+                )
 
         return route
 
@@ -80,17 +94,23 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
-        return JSONResponse(error_body(400, "The request body is not valid JSON.", "invalid_json"), status_code=400)
+        return JSONResponse(
+            error_body(400, "The request body is not valid JSON.", "invalid_json"), status_code=400
+        )
     loc = [str(part) for part in first.get("loc", ()) if part != "body"]
     param = ".".join(loc) or None
-    message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}." if param else str(first.get("msg", "Invalid request."))
+    message = (
+        f"Invalid value for '{param}': {first.get('msg', 'invalid')}."
+        if param
+        else str(first.get("msg", "Invalid request."))
+    )
     code = "missing_required_parameter" if first.get("type") == "missing" else "invalid_value"
     return JSONResponse(error_body(400, message, code, param), status_code=400)
 
 
 def openai_router(models: ModelService) -> APIRouter:
     """`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`: what any OpenAI client expects."""
-    errors = {status: {"model": WireError} for status in (400, 404, 429, 503)}
+    errors = {status: {"model": WireError} for status in (400, 404, 429, 502, 503)}
     api = APIRouter(prefix="/v1", tags=["openai-compatible"], route_class=OpenAIErrorRoute, responses=errors)
 
     @api.post(
@@ -112,7 +132,10 @@ def openai_router(models: ModelService) -> APIRouter:
         )
 
     @api.post(
-        "/embeddings", summary="Embeddings (OpenAI-compatible)", response_model=None, responses={200: {"model": EmbeddingList}}
+        "/embeddings",
+        summary="Embeddings (OpenAI-compatible)",
+        response_model=None,
+        responses={200: {"model": EmbeddingList}},
     )
     async def embeddings(body: EmbeddingsRequest) -> Response:
         metadata = dict(body.metadata or {})
@@ -125,12 +148,22 @@ def openai_router(models: ModelService) -> APIRouter:
             )
         return JSONResponse(embeddings_body(result, body.encoding_format))
 
-    @api.get("/models", summary="Models (OpenAI-compatible)", response_model=None, responses={200: {"model": WireModelList}})
+    @api.get(
+        "/models",
+        summary="Models (OpenAI-compatible)",
+        response_model=None,
+        responses={200: {"model": WireModelList}},
+    )
     async def list_models() -> Response:
-        items = [m for m in await models.list_models() if m.status == "active"]
+        items = [m for m in await models.list_models() if m.status == ModelStatus.ACTIVE]
         return JSONResponse({"object": "list", "data": [model_body(m) for m in items]})
 
-    @api.get("/models/{model:path}", summary="One model (OpenAI-compatible)", response_model=None, responses={200: {"model": WireModel}})
+    @api.get(
+        "/models/{model:path}",
+        summary="One model (OpenAI-compatible)",
+        response_model=None,
+        responses={200: {"model": WireModel}},
+    )
     async def get_model(model: str) -> Response:
         return JSONResponse(model_body(await models.get_model(model)))
 
@@ -161,26 +194,50 @@ async def _sse(deltas: AsyncIterator[ChatDelta], writer: ChunkWriter) -> AsyncIt
     yield writer.done()
 
 
-def management_router(models: ModelService) -> APIRouter:
-    """The model registry, statistics and usage."""
-    api = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
-    admin = [Depends(require("admin"))]  # the registry is shared by every tenant
+def _platform_scope(scope: AliasScope, principal: Principal) -> bool:
+    """Whether a change acts on the platform-wide alias; that needs the platform_admin role."""
+    if scope == "platform" and not has_role(principal, "platform_admin"):
+        raise Forbidden(
+            "Platform-wide aliases need the platform_admin role.",
+            details={"required": "platform_admin", "role": principal.role},
+        )
+    return scope == "platform"
 
-    @api.get("/models", response_model=ModelList, summary="Registered model aliases")
+
+def management_router(models: ModelService) -> APIRouter:
+    """The model registry (your tenant's aliases and the platform's), statistics and usage."""
+    api = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
+    admin = require("admin")
+    scope_query = Query("tenant", description="platform: act on the platform-wide alias (platform admin).")
+
+    @api.get(
+        "/models", response_model=ModelList, summary="Model aliases you can name: yours and the platform's"
+    )
     async def list_models() -> ModelList:
         return ModelList(items=await models.list_models())
 
-    @api.post("/models", response_model=ModelInfo, status_code=201, dependencies=admin,
-              summary="Register a model alias (admin)")
-    async def create_model(spec: ModelCreate) -> ModelInfo:
+    @api.post(
+        "/models",
+        response_model=ModelInfo,
+        status_code=201,
+        summary="Register a model alias for your tenant (admin), or platform-wide (platform admin)",
+    )
+    async def create_model(spec: ModelCreate, principal: Principal = Depends(admin)) -> ModelInfo:
+        _platform_scope(spec.scope, principal)
         return await models.create_model(spec)
 
-    @api.get("/models/{alias:path}/stats", response_model=ModelStats, summary="Latency, throughput, errors, cost")
+    @api.get(
+        "/models/{alias:path}/stats", response_model=ModelStats, summary="Latency, throughput, errors, cost"
+    )
     async def model_stats(alias: str) -> ModelStats:
         return await models.stats(alias)
 
-    @api.post("/models/{alias:path}/default", response_model=ModelInfo, dependencies=admin,
-              summary="Make this the default model (admin)")
+    @api.post(
+        "/models/{alias:path}/default",
+        response_model=ModelInfo,
+        dependencies=[Depends(require("platform_admin"))],
+        summary="Make this platform alias every tenant's default model (platform admin)",
+    )
     async def set_default(alias: str) -> ModelInfo:
         return await models.set_default(alias)
 
@@ -188,12 +245,34 @@ def management_router(models: ModelService) -> APIRouter:
     async def get_model(alias: str) -> ModelInfo:
         return await models.get_model(alias)
 
-    @api.patch("/models/{alias:path}", response_model=ModelInfo, dependencies=admin,
-               summary="Change deployments, fallbacks, params, status (admin)")
-    async def update_model(alias: str, change: ModelUpdate) -> ModelInfo:
-        return await models.update_model(alias, change)
+    @api.patch(
+        "/models/{alias:path}",
+        response_model=ModelInfo,
+        summary="Change deployments, fallbacks, params, status of your alias (admin) or a platform one",
+    )
+    async def update_model(
+        alias: str,
+        change: ModelUpdate,
+        scope: AliasScope = scope_query,
+        principal: Principal = Depends(admin),
+    ) -> ModelInfo:
+        return await models.update_model(alias, change, platform=_platform_scope(scope, principal))
 
-    @api.get("/model-usage", response_model=UsageSummary, summary="Requests, tokens and cost by task/agent/tenant/model")
+    @api.delete(
+        "/models/{alias:path}",
+        response_model=ModelInfo,
+        summary="Delete your alias (admin) or a platform one; returns what was deleted",
+    )
+    async def delete_model(
+        alias: str, scope: AliasScope = scope_query, principal: Principal = Depends(admin)
+    ) -> ModelInfo:
+        return await models.delete_model(alias, platform=_platform_scope(scope, principal))
+
+    @api.get(
+        "/model-usage",
+        response_model=UsageSummary,
+        summary="Requests, tokens and cost by task/agent/tenant/model",
+    )
     async def usage(
         group_by: Literal["task", "agent", "tenant", "model"] = Query("model"),
         tenant_id: str | None = Query(None),

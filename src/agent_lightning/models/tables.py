@@ -8,16 +8,19 @@ from sqlalchemy import Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agent_lightning.core.db import Base, TenantMixin, TimestampMixin, UTCDateTime, utcnow
+from agent_lightning.models.schemas import ModelStatus
 
 
 class ModelRow(TimestampMixin, Base):
-    """A model alias: its deployments (in fallback order), fallback aliases and default parameters."""
+    """A model alias of one tenant, or platform-wide (`PLATFORM`): its deployments (in fallback order; inline
+    keys encrypted as `api_key_enc`), fallback aliases and default parameters."""
 
     __tablename__ = "model_aliases"
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     id: Mapped[str] = mapped_column(String(120), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="chat")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=ModelStatus.ACTIVE)
     version: Mapped[int] = mapped_column(Integer, default=1)
     description: Mapped[str] = mapped_column(Text, default="")
     deployments: Mapped[list] = mapped_column(default=list)

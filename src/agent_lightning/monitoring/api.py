@@ -11,7 +11,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from agent_lightning.core.errors import NotFound
 from agent_lightning.core.http import ERROR_RESPONSES
-from agent_lightning.monitoring.schemas import AlertList, DashboardConfig, DashboardFile, DashboardPage, Summary
+from agent_lightning.monitoring.schemas import (
+    AlertList,
+    DashboardConfig,
+    DashboardFile,
+    DashboardPage,
+    Summary,
+)
 from agent_lightning.monitoring.service import MonitoringService
 
 STATIC = Path(__file__).with_name("static")
@@ -21,13 +27,21 @@ MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+
 def router(monitoring: MonitoringService) -> APIRouter:
     api = APIRouter(prefix="/monitoring", tags=["monitoring"], responses=ERROR_RESPONSES)
 
-    @api.get("/summary", response_model=Summary, summary="The dashboard's data: tasks, agents, policy, models, health")
+    @api.get(
+        "/summary",
+        response_model=Summary,
+        summary="The dashboard's data: tasks, agents, policy, models, health",
+    )
     async def summary() -> Summary:
         return await monitoring.summary()
 
-    @api.get("/alerts", response_model=AlertList, summary="Firing and recently resolved alerts, with the rules")
+    @api.get(
+        "/alerts", response_model=AlertList, summary="Firing and recently resolved alerts, with the rules"
+    )
     async def alerts(
-        state: Literal["firing", "resolved", "all"] = Query(default="all", description="Which alerts to list."),
+        state: Literal["firing", "resolved", "all"] = Query(
+            default="all", description="Which alerts to list."
+        ),
     ) -> AlertList:
         return await monitoring.alerts(state)
 
@@ -43,17 +57,27 @@ def dashboard_router(monitoring: MonitoringService) -> APIRouter:
     api = APIRouter(tags=["dashboard"], responses={404: ERROR_RESPONSES[404]})
     assets = {p.name: p for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
 
-    @api.get("/dashboard", response_class=HTMLResponse, summary="The dashboard (a single page)",
-             responses={200: {"model": DashboardPage, "description": "The page (text/html)."}})
+    @api.get(
+        "/dashboard",
+        response_class=HTMLResponse,
+        summary="The dashboard (a single page)",
+        responses={200: {"model": DashboardPage, "description": "The page (text/html)."}},
+    )
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    @api.get("/dashboard/config", response_model=DashboardConfig, summary="What the page needs before it logs in")
+    @api.get(
+        "/dashboard/config", response_model=DashboardConfig, summary="What the page needs before it logs in"
+    )
     async def config() -> DashboardConfig:
         return monitoring.config()
 
-    @api.get("/dashboard/assets/{name}", summary="A file of the page (script, style)", response_class=FileResponse,
-             responses={200: {"model": DashboardFile, "description": "The file (text/javascript or text/css)."}})
+    @api.get(
+        "/dashboard/assets/{name}",
+        summary="A file of the page (script, style)",
+        response_class=FileResponse,
+        responses={200: {"model": DashboardFile, "description": "The file (text/javascript or text/css)."}},
+    )
     async def asset(name: str) -> FileResponse:
         path = assets.get(name)
         if path is None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, RootModel
 
 Severity = Literal["warning", "critical"]
-AlertState = Literal["firing", "resolved"]
+
+
+class AlertState(StrEnum):
+    """An alert fires while its rule's condition holds and is resolved once it no longer does."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
 
 
 class Percentiles(BaseModel):
@@ -32,7 +39,9 @@ class AgentStats(BaseModel):
     tasks: int = Field(description="Tasks assigned to the agent.")
     succeeded: int
     failed: int
-    success_rate: float | None = Field(description="succeeded / (succeeded + failed); null before any finished.")
+    success_rate: float | None = Field(
+        description="succeeded / (succeeded + failed); null before any finished."
+    )
     rewards: int
     mean_reward: float | None
     feedback: int = Field(description="Rewards from people's feedback.")
@@ -70,7 +79,9 @@ class Summary(BaseModel):
     total_tasks: int
     by_status: dict[str, int] = Field(description="Tasks per status (every status, zero included).")
     success_rate: float | None = Field(description="succeeded / (succeeded + failed) over all tasks.")
-    recent_success_rate: float | None = Field(description="The same over the last ALP_ALERT_WINDOW tasks finished.")
+    recent_success_rate: float | None = Field(
+        description="The same over the last ALP_ALERT_WINDOW tasks finished."
+    )
     throughput: Throughput
     latency_s: Percentiles
     agents: list[AgentStats]
@@ -124,7 +135,9 @@ class DashboardConfig(BaseModel):
     auth_enabled: bool
     api_base: str = Field(description="Where the orchestrator's routes are; empty: this origin.")
     agents_base: str = Field(description="Where the agent registry is; empty: this origin.")
-    auth_base: str = Field(description="Where logins are (POST /auth/token, GET /auth/me); empty: this origin.")
+    auth_base: str = Field(
+        description="Where logins are (POST /auth/token, GET /auth/me); empty: this origin."
+    )
     version: str
 
 

@@ -1,5 +1,6 @@
 """Monitoring: the platform's summary (the dashboard's data) and a small alert rule engine over what the
-platform records in the database (tasks, rewards, model usage).
+platform records (tasks, rewards, model usage), read through their owners' statistics interfaces
+(`TaskStatistics` of the orchestrator, `UsageStatistics` of the model service).
 
 Rules run every ``ALP_ALERT_INTERVAL_S`` for every tenant with tasks, shortly after each finished task, and
 on demand; each change of an alert is published on the bus as ``alert.firing`` or ``alert.resolved``.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,19 +19,19 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import httpx
-from sqlalchemy import case, distinct, func, select
 
 from agent_lightning import __version__
 from agent_lightning.core.config import Settings
-from agent_lightning.core.db import Database, utcnow
+from agent_lightning.core.db import utcnow
 from agent_lightning.core.events import Event, EventBus
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.tenancy import current_tenant, set_tenant
-from agent_lightning.monitoring import records as r
+from agent_lightning.models.schemas import UsageStatistics
 from agent_lightning.monitoring.schemas import (
     AgentStats,
     Alert,
     AlertList,
+    AlertState,
     DashboardConfig,
     ModelUsage,
     Percentiles,
@@ -40,10 +42,11 @@ from agent_lightning.monitoring.schemas import (
     Summary,
     Throughput,
 )
+from agent_lightning.orchestrator.schemas import TASK_FINISHED, FinishedTask, TaskStatistics, TaskStatus
 
 log = get_logger(__name__)
 
-STATUSES = ("queued", "assigned", "awaiting_review", "running", "succeeded", "failed", "cancelled")
+STATUSES = tuple(TaskStatus)
 LATENCY_SAMPLE = 1000  # finished tasks the latency percentiles and per-agent latency are computed over
 RESOLVED_KEPT = 50
 THROUGHPUT_WINDOW_S = 3600
@@ -66,8 +69,9 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    return (end - start).total_seconds() if start and end else None
+def _seconds(task: FinishedTask) -> float:
+    """Intake to end."""
+    return (task.finished_at - task.created_at).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class MonitoringService:
         self,
         *,
         settings: Settings,
-        db: Database,
+        tasks: TaskStatistics,
+        usage: UsageStatistics,
         bus: EventBus,
         local_checks: LocalChecks | None = None,
         remote_services: dict[str, str] | None = None,
@@ -105,7 +110,8 @@ class MonitoringService:
         auth_base: str = "",
     ) -> None:
         self.settings = settings
-        self.db = db
+        self.tasks = tasks
+        self.usage = usage
         self.bus = bus
         self.local_checks = local_checks
         self.remote_services = remote_services or {}
@@ -115,6 +121,7 @@ class MonitoringService:
         self._evaluated_at: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
         self._pending: set[str] = set()
+        self._outcome_runs: dict[str, float] = {}  # tenant -> when finished tasks last made the rules run
         self._jobs: set[asyncio.Task] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -146,7 +153,12 @@ class MonitoringService:
         self._spawn(self._evaluate_soon(event.tenant_id))
 
     async def _evaluate_soon(self, tenant: str) -> None:
-        await asyncio.sleep(OUTCOME_DELAY_S)
+        """Evaluate shortly after a finished task, and at most every `alert_outcome_interval_s` while tasks
+        keep finishing (a busy platform would otherwise run every rule after every task)."""
+        last = self._outcome_runs.get(tenant, float("-inf"))
+        wait = max(OUTCOME_DELAY_S, last + self.settings.alert_outcome_interval_s - time.monotonic())
+        await asyncio.sleep(wait)
+        self._outcome_runs[tenant] = time.monotonic()
         self._pending.discard(tenant)
         set_tenant(tenant)
         try:
@@ -158,8 +170,7 @@ class MonitoringService:
         while True:
             await asyncio.sleep(self.settings.alert_interval_s)
             try:
-                async with self.db.session() as session:
-                    tenants = set((await session.execute(select(distinct(r.tasks.c.tenant_id)))).scalars())
+                tenants = set(await self.tasks.tenants())
                 for tenant in sorted(tenants | set(self._firing)):
                     set_tenant(tenant)
                     await self.evaluate()
@@ -170,95 +181,98 @@ class MonitoringService:
 
     def config(self) -> DashboardConfig:
         """What the dashboard page needs before its first request."""
-        return DashboardConfig(auth_enabled=self.settings.auth_enabled, api_base=self.api_base,
-                               agents_base=self.agents_base, auth_base=self.auth_base, version=__version__)
+        return DashboardConfig(
+            auth_enabled=self.settings.auth_enabled,
+            api_base=self.api_base,
+            agents_base=self.agents_base,
+            auth_base=self.auth_base,
+            version=__version__,
+        )
+
+    async def platform_task_counts(self) -> tuple[dict[str, int], int]:
+        """Unfinished tasks by status over every tenant, and how many running ones are past their lease: the
+        operator's gauges (`alp_tasks_current`, `alp_tasks_lease_expired`), which carry no tenant."""
+        unfinished = tuple(status for status in STATUSES if status not in TASK_FINISHED)
+        counts = dict.fromkeys(unfinished, 0) | await self.tasks.counts_by_status(None, unfinished)
+        return counts, await self.tasks.expired_leases(None)
 
     async def summary(self) -> Summary:
-        """Counts by status, throughput, success rates, latency percentiles, per-agent stats, the policy in use,
-        model usage and cost, and the health of the services."""
+        """Counts by status, throughput, success rates, latency percentiles, per-agent stats, the policy in
+        use, model usage and cost, and the health of the services."""
         tenant = current_tenant()
         now = utcnow()
-        t = r.tasks.c
-        async with self.db.session() as session:
-            by_status = {status: 0 for status in STATUSES}
-            for status, n in await session.execute(
-                select(t.status, func.count()).where(t.tenant_id == tenant).group_by(t.status)
-            ):
-                by_status[status] = n
-            since = now - timedelta(seconds=THROUGHPUT_WINDOW_S)
-            created = await session.scalar(select(func.count()).where(t.tenant_id == tenant, t.created_at >= since))
-            finished = await session.scalar(select(func.count()).where(t.tenant_id == tenant, t.finished_at >= since))
-            per_agent = await session.execute(
-                select(t.agent_id, t.status, func.count())
-                .where(t.tenant_id == tenant, t.agent_id.is_not(None))
-                .group_by(t.agent_id, t.status)
-            )
-            agent_counts: dict[str, dict[str, int]] = {}
-            for agent, status, n in per_agent:
-                agent_counts.setdefault(agent, {})[status] = n
-            recent = (await session.execute(
-                select(t.agent_id, t.status, t.created_at, t.finished_at)
-                .where(t.tenant_id == tenant, t.status.in_(("succeeded", "failed")), t.finished_at.is_not(None))
-                .order_by(t.finished_at.desc())
-                .limit(LATENCY_SAMPLE)
-            )).all()
-            rw = r.rewards.c
-            reward_rows = await session.execute(
-                select(rw.agent_id, func.count(), func.avg(rw.reward),
-                       func.sum(case((rw.source == "feedback", 1), else_=0)))
-                .where(rw.tenant_id == tenant)
-                .group_by(rw.agent_id)
-            )
-            reward_stats = {agent: (n, mean, feedback) for agent, n, mean, feedback in reward_rows}
-            u = r.model_usage.c
-            usage_rows = (await session.execute(
-                select(u.model, func.count(), func.sum(case((u.status != "ok", 1), else_=0)),
-                       func.sum(u.prompt_tokens), func.sum(u.completion_tokens), func.sum(u.cost_usd),
-                       func.avg(u.latency_ms))
-                .where(u.tenant_id == tenant)
-                .group_by(u.model)
-                .order_by(u.model)
-            )).all()
-            policy = await self._policy(session, tenant)
+        by_status = dict.fromkeys(STATUSES, 0) | await self.tasks.counts_by_status(tenant)
+        created, finished = await self.tasks.created_and_finished_since(
+            tenant, now - timedelta(seconds=THROUGHPUT_WINDOW_S)
+        )
+        agent_counts = await self.tasks.counts_by_agent(tenant)
+        recent = await self.tasks.recent_finished(tenant, LATENCY_SAMPLE)
+        reward_stats = {r.agent_id: r for r in await self.tasks.reward_totals(tenant)}
+        usage_rows = await self.usage.totals_by_model(tenant)
+        in_use = await self.tasks.policy_in_use(tenant, self.settings.policy)
+        policy = PolicySummary(name=in_use.name, version=in_use.version, default=in_use.default)
 
-        latencies = [_seconds(c, f) for _, status, c, f in recent if status == "succeeded"]
-        latencies = [x for x in latencies if x is not None]
+        latencies = [_seconds(t) for t in recent if t.status == TaskStatus.SUCCEEDED]
         window = recent[: self.settings.alert_window]
         by_agent_latency: dict[str, list[float]] = {}
-        for agent, status, c, f in recent:
-            if status == "succeeded" and agent:
-                by_agent_latency.setdefault(agent, []).append(_seconds(c, f) or 0.0)
+        for t in recent:
+            if t.status == TaskStatus.SUCCEEDED and t.agent_id:
+                by_agent_latency.setdefault(t.agent_id, []).append(_seconds(t))
         agents = []
         for agent in sorted(set(agent_counts) | set(reward_stats)):
             counts = agent_counts.get(agent, {})
-            ok, failed = counts.get("succeeded", 0), counts.get("failed", 0)
-            n_rewards, mean_reward, feedback = reward_stats.get(agent, (0, None, 0))
+            ok, failed = counts.get(TaskStatus.SUCCEEDED, 0), counts.get(TaskStatus.FAILED, 0)
+            rewards = reward_stats.get(agent)
             lat = by_agent_latency.get(agent)
-            agents.append(AgentStats(
-                agent_id=agent, tasks=sum(counts.values()), succeeded=ok, failed=failed,
-                success_rate=_rate(ok, ok + failed), rewards=n_rewards,
-                mean_reward=None if mean_reward is None else round(float(mean_reward), 4),
-                feedback=int(feedback or 0), mean_latency_s=round(sum(lat) / len(lat), 3) if lat else None,
-            ))
+            agents.append(
+                AgentStats(
+                    agent_id=agent,
+                    tasks=sum(counts.values()),
+                    succeeded=ok,
+                    failed=failed,
+                    success_rate=_rate(ok, ok + failed),
+                    rewards=rewards.rewards if rewards else 0,
+                    mean_reward=None
+                    if rewards is None or rewards.mean_reward is None
+                    else round(rewards.mean_reward, 4),
+                    feedback=rewards.feedback if rewards else 0,
+                    mean_latency_s=round(sum(lat) / len(lat), 3) if lat else None,
+                )
+            )
         models = [
-            ModelUsage(model=model, requests=n, errors=int(errors or 0), prompt_tokens=int(pt or 0),
-                       completion_tokens=int(ct or 0), cost_usd=round(float(cost or 0.0), 6),
-                       mean_latency_ms=None if lat is None else round(float(lat), 2))
-            for model, n, errors, pt, ct, cost, lat in usage_rows
+            ModelUsage(
+                model=u.model,
+                requests=u.requests,
+                errors=u.errors,
+                prompt_tokens=u.prompt_tokens,
+                completion_tokens=u.completion_tokens,
+                cost_usd=round(u.cost_usd, 6),
+                mean_latency_ms=None if u.mean_latency_ms is None else round(u.mean_latency_ms, 2),
+            )
+            for u in usage_rows
         ]
-        succeeded, failed = by_status["succeeded"], by_status["failed"]
+        succeeded, failed = by_status[TaskStatus.SUCCEEDED], by_status[TaskStatus.FAILED]
         return Summary(
             tenant_id=tenant,
             generated_at=now,
             total_tasks=sum(by_status.values()),
             by_status=by_status,
             success_rate=_rate(succeeded, succeeded + failed),
-            recent_success_rate=_rate(sum(1 for row in window if row.status == "succeeded"), len(window)),
-            throughput=Throughput(window_s=THROUGHPUT_WINDOW_S, created=created or 0, finished=finished or 0,
-                                  per_minute=round((finished or 0) / (THROUGHPUT_WINDOW_S / 60), 3)),
+            recent_success_rate=_rate(
+                sum(1 for row in window if row.status == TaskStatus.SUCCEEDED), len(window)
+            ),
+            throughput=Throughput(
+                window_s=THROUGHPUT_WINDOW_S,
+                created=created,
+                finished=finished,
+                per_minute=round(finished / (THROUGHPUT_WINDOW_S / 60), 3),
+            ),
             latency_s=Percentiles(
                 count=len(latencies),
-                **{f"p{q}": None if (p := percentile(latencies, q)) is None else round(p, 3) for q in (50, 95, 99)},
+                **{
+                    f"p{q}": None if (p := percentile(latencies, q)) is None else round(p, 3)
+                    for q in (50, 95, 99)
+                },
             ),
             agents=agents,
             policy=policy,
@@ -268,22 +282,14 @@ class MonitoringService:
             alerts_firing=len(self._firing.get(tenant, {})),
         )
 
-    async def _policy(self, session, tenant: str) -> PolicySummary:
-        configured = await session.scalar(
-            select(r.policy_config.c.name).where(r.policy_config.c.tenant_id == tenant)
-        )
-        name = configured or self.settings.policy
-        version = await session.scalar(
-            select(r.policy_state.c.version).where(r.policy_state.c.tenant_id == tenant, r.policy_state.c.name == name)
-        )
-        return PolicySummary(name=name, version=version or 0, default=configured is None)
-
     async def health(self) -> list[ServiceHealth]:
         """This process's dependencies, and the liveness of the services other processes serve."""
         result: list[ServiceHealth] = []
         if self.local_checks is not None:
             for name, check in (await self.local_checks()).items():
-                result.append(ServiceHealth(name=name, ok=bool(check.get("ok")), detail=str(check.get("detail", ""))))
+                result.append(
+                    ServiceHealth(name=name, ok=bool(check.get("ok")), detail=str(check.get("detail", "")))
+                )
         if self.remote_services:
             async with httpx.AsyncClient(timeout=2.0) as http:
                 probes = await asyncio.gather(
@@ -297,7 +303,9 @@ class MonitoringService:
         try:
             response = await http.get(f"{url.rstrip('/')}/health")
             ok = response.status_code == 200
-            return ServiceHealth(name=name, ok=ok, detail="up" if ok else f"HTTP {response.status_code}", url=url)
+            return ServiceHealth(
+                name=name, ok=ok, detail="up" if ok else f"HTTP {response.status_code}", url=url
+            )
         except httpx.HTTPError as exc:
             return ServiceHealth(name=name, ok=False, detail=type(exc).__name__, url=url)
 
@@ -307,21 +315,58 @@ class MonitoringService:
         """The configured rules (ALP_ALERT_*); a threshold of 0 turns a rule off."""
         s = self.settings
         return [
-            RuleSpec("failure_rate", "critical", s.alert_failure_rate, s.alert_failure_rate > 0,
-                     f"Share of failed tasks among the last {s.alert_window} finished (at least {s.alert_min_tasks})."),
-            RuleSpec("latency_p95", "warning", s.alert_latency_p95_s, s.alert_latency_p95_s > 0,
-                     f"p95 intake-to-end seconds of the last {s.alert_window} succeeded tasks."),
-            RuleSpec("review_backlog", "warning", s.alert_review_backlog, s.alert_review_backlog > 0,
-                     "Tasks waiting for review (awaiting_review)."),
-            RuleSpec("queue_backlog", "warning", s.alert_queue_backlog, s.alert_queue_backlog > 0,
-                     "Tasks assigned or queued but not yet running."),
-            RuleSpec("stuck_tasks", "critical", s.alert_stuck_tasks, s.alert_stuck_tasks > 0,
-                     "Running tasks whose lease has run out (their process may have died)."),
-            RuleSpec("reward_drop", "warning", s.alert_reward_drop, s.alert_reward_drop > 0,
-                     f"Drop of an agent's mean reward over its last {s.alert_reward_window} rewards against "
-                     f"the {s.alert_reward_window} before."),
-            RuleSpec("model_errors", "critical", s.alert_model_error_rate, s.alert_model_error_rate > 0,
-                     f"Share of failed calls per model among its last {s.alert_window} (at least {s.alert_min_tasks})."),
+            RuleSpec(
+                "failure_rate",
+                "critical",
+                s.alert_failure_rate,
+                s.alert_failure_rate > 0,
+                f"Share of failed tasks among the last {s.alert_window} finished (at least "
+                f"{s.alert_min_tasks}).",
+            ),
+            RuleSpec(
+                "latency_p95",
+                "warning",
+                s.alert_latency_p95_s,
+                s.alert_latency_p95_s > 0,
+                f"p95 intake-to-end seconds of the last {s.alert_window} succeeded tasks.",
+            ),
+            RuleSpec(
+                "review_backlog",
+                "warning",
+                s.alert_review_backlog,
+                s.alert_review_backlog > 0,
+                "Tasks waiting for review (awaiting_review).",
+            ),
+            RuleSpec(
+                "queue_backlog",
+                "warning",
+                s.alert_queue_backlog,
+                s.alert_queue_backlog > 0,
+                "Tasks assigned or queued but not yet running.",
+            ),
+            RuleSpec(
+                "stuck_tasks",
+                "critical",
+                s.alert_stuck_tasks,
+                s.alert_stuck_tasks > 0,
+                "Running tasks whose lease has run out (their process may have died).",
+            ),
+            RuleSpec(
+                "reward_drop",
+                "warning",
+                s.alert_reward_drop,
+                s.alert_reward_drop > 0,
+                f"Drop of an agent's mean reward over its last {s.alert_reward_window} rewards against "
+                f"the {s.alert_reward_window} before.",
+            ),
+            RuleSpec(
+                "model_errors",
+                "critical",
+                s.alert_model_error_rate,
+                s.alert_model_error_rate > 0,
+                f"Share of failed calls per model among its last {s.alert_window} (at least "
+                f"{s.alert_min_tasks}).",
+            ),
         ]
 
     async def evaluate(self) -> AlertList:
@@ -341,22 +386,41 @@ class MonitoringService:
                 seen.add(alert_id)
                 current = firing.get(alert_id)
                 if current is None:
-                    alert = Alert(id=alert_id, rule=spec.name, severity=spec.severity, subject=finding.subject,
-                                  message=finding.message, value=finding.value, threshold=spec.threshold,
-                                  state="firing", tenant_id=tenant, started_at=now)
+                    alert = Alert(
+                        id=alert_id,
+                        rule=spec.name,
+                        severity=spec.severity,
+                        subject=finding.subject,
+                        message=finding.message,
+                        value=finding.value,
+                        threshold=spec.threshold,
+                        state=AlertState.FIRING,
+                        tenant_id=tenant,
+                        started_at=now,
+                    )
                     firing[alert_id] = alert
                     changes.append(alert)
                 else:  # still firing: keep its start, show the latest measurement
-                    firing[alert_id] = current.model_copy(update={"value": finding.value, "message": finding.message})
+                    firing[alert_id] = current.model_copy(
+                        update={"value": finding.value, "message": finding.message}
+                    )
             for alert_id in [a for a in firing if a not in seen]:
-                alert = firing.pop(alert_id).model_copy(update={"state": "resolved", "resolved_at": now})
+                alert = firing.pop(alert_id).model_copy(
+                    update={"state": AlertState.RESOLVED, "resolved_at": now}
+                )
                 resolved.appendleft(alert)
                 changes.append(alert)
             self._evaluated_at[tenant] = now
         for alert in changes:
             log.warning("alert_" + alert.state, alert=alert.id, value=alert.value, tenant_id=tenant)
-            await self.bus.publish(Event(type=f"alert.{alert.state}", source="monitoring", tenant_id=tenant,
-                                         data=alert.model_dump(mode="json")))
+            await self.bus.publish(
+                Event(
+                    type=f"alert.{alert.state}",
+                    source="monitoring",
+                    tenant_id=tenant,
+                    data=alert.model_dump(mode="json"),
+                )
+            )
         return await self.alerts()
 
     async def alerts(self, state: Literal["firing", "resolved", "all"] = "all") -> AlertList:
@@ -368,62 +432,71 @@ class MonitoringService:
             firing=firing if state in ("firing", "all") else [],
             resolved=resolved if state in ("resolved", "all") else [],
             evaluated_at=self._evaluated_at.get(tenant),
-            rules=[Rule(name=s.name, enabled=s.enabled, severity=s.severity, threshold=s.threshold,
-                        description=s.description) for s in self.rules()],
+            rules=[
+                Rule(
+                    name=s.name,
+                    enabled=s.enabled,
+                    severity=s.severity,
+                    threshold=s.threshold,
+                    description=s.description,
+                )
+                for s in self.rules()
+            ],
         )
 
     async def _findings(self, tenant: str) -> list[tuple[RuleSpec, Finding]]:
         s = self.settings
         specs = {spec.name: spec for spec in self.rules() if spec.enabled}
-        t = r.tasks.c
         out: list[tuple[RuleSpec, Finding]] = []
-        async with self.db.session() as session:
-            window = (await session.execute(
-                select(t.status, t.created_at, t.finished_at)
-                .where(t.tenant_id == tenant, t.status.in_(("succeeded", "failed")), t.finished_at.is_not(None))
-                .order_by(t.finished_at.desc())
-                .limit(s.alert_window)
-            )).all()
-            counts = dict((await session.execute(
-                select(t.status, func.count())
-                .where(t.tenant_id == tenant, t.status.in_(("awaiting_review", "assigned", "queued")))
-                .group_by(t.status)
-            )).all())
-            stuck = await session.scalar(
-                select(func.count()).where(t.tenant_id == tenant, t.status == "running", t.lease_until < utcnow())
-            ) if "stuck_tasks" in specs else 0
-            rewards = (await session.execute(
-                select(r.rewards.c.agent_id, r.rewards.c.reward)
-                .where(r.rewards.c.tenant_id == tenant)
-                .order_by(r.rewards.c.id.desc())
-                .limit(1000)
-            )).all() if "reward_drop" in specs else []
-            u = r.model_usage.c
-            usage = (await session.execute(
-                select(u.model, u.status).where(u.tenant_id == tenant).order_by(u.created_at.desc()).limit(1000)
-            )).all() if "model_errors" in specs else []
+        window = await self.tasks.recent_finished(tenant, s.alert_window)
+        counts = await self.tasks.counts_by_status(
+            tenant, (TaskStatus.AWAITING_REVIEW, TaskStatus.ASSIGNED, TaskStatus.QUEUED)
+        )
+        stuck = await self.tasks.expired_leases(tenant) if "stuck_tasks" in specs else 0
+        rewards = await self.tasks.recent_rewards(tenant, 1000) if "reward_drop" in specs else []
+        usage = await self.usage.recent_calls(tenant, 1000) if "model_errors" in specs else []
 
         if spec := specs.get("failure_rate"):
-            failed = sum(1 for row in window if row.status == "failed")
+            failed = sum(1 for row in window if row.status == TaskStatus.FAILED)
             rate = failed / len(window) if window else 0.0
             fire = len(window) >= s.alert_min_tasks and rate >= spec.threshold
-            out.append((spec, Finding(None, round(rate, 4), fire,
-                                      f"{failed} of the last {len(window)} finished tasks failed ({rate:.0%}).")))
+            out.append(
+                (
+                    spec,
+                    Finding(
+                        None,
+                        round(rate, 4),
+                        fire,
+                        f"{failed} of the last {len(window)} finished tasks failed ({rate:.0%}).",
+                    ),
+                )
+            )
         if spec := specs.get("latency_p95"):
-            lat = [x for x in (_seconds(c, f) for status, c, f in window if status == "succeeded") if x is not None]
+            lat = [_seconds(t) for t in window if t.status == TaskStatus.SUCCEEDED]
             p95 = percentile(lat, 95) or 0.0
             fire = len(lat) >= s.alert_min_tasks and p95 > spec.threshold
-            out.append((spec, Finding(None, round(p95, 3), fire,
-                                      f"p95 task latency is {p95:.1f} s (target {spec.threshold:g} s).")))
+            out.append(
+                (
+                    spec,
+                    Finding(
+                        None,
+                        round(p95, 3),
+                        fire,
+                        f"p95 task latency is {p95:.1f} s (target {spec.threshold:g} s).",
+                    ),
+                )
+            )
         if spec := specs.get("review_backlog"):
-            n = counts.get("awaiting_review", 0)
+            n = counts.get(TaskStatus.AWAITING_REVIEW, 0)
             out.append((spec, Finding(None, n, n >= spec.threshold, f"{n} tasks are waiting for review.")))
         if spec := specs.get("queue_backlog"):
-            n = counts.get("assigned", 0) + counts.get("queued", 0)
+            n = counts.get(TaskStatus.ASSIGNED, 0) + counts.get(TaskStatus.QUEUED, 0)
             out.append((spec, Finding(None, n, n >= spec.threshold, f"{n} tasks are waiting to run.")))
         if spec := specs.get("stuck_tasks"):
             n = stuck or 0
-            out.append((spec, Finding(None, n, n >= spec.threshold, f"{n} running tasks are past their lease.")))
+            out.append(
+                (spec, Finding(None, n, n >= spec.threshold, f"{n} running tasks are past their lease."))
+            )
         if spec := specs.get("reward_drop"):
             k = s.alert_reward_window
             by_agent: dict[str, list[float]] = {}
@@ -432,20 +505,38 @@ class MonitoringService:
             for agent, values in sorted(by_agent.items()):
                 if len(values) < 2 * k:
                     continue
-                latest, before = sum(values[:k]) / k, sum(values[k:2 * k]) / k
+                latest, before = sum(values[:k]) / k, sum(values[k : 2 * k]) / k
                 drop = before - latest
-                out.append((spec, Finding(agent, round(drop, 4), drop >= spec.threshold,
-                                          f"{agent}: mean reward {latest:.2f} over its last {k} rewards, "
-                                          f"{before:.2f} before.")))
+                out.append(
+                    (
+                        spec,
+                        Finding(
+                            agent,
+                            round(drop, 4),
+                            drop >= spec.threshold,
+                            f"{agent}: mean reward {latest:.2f} over its last {k} rewards, "
+                            f"{before:.2f} before.",
+                        ),
+                    )
+                )
         if spec := specs.get("model_errors"):
             by_model: dict[str, list[bool]] = {}
-            for model, status in usage:
+            for model, failed_call in usage:
                 calls = by_model.setdefault(model, [])
                 if len(calls) < s.alert_window:
-                    calls.append(status != "ok")
+                    calls.append(failed_call)
             for model, calls in sorted(by_model.items()):
                 rate = sum(calls) / len(calls)
                 fire = len(calls) >= s.alert_min_tasks and rate >= spec.threshold
-                out.append((spec, Finding(model, round(rate, 4), fire,
-                                          f"{model}: {sum(calls)} of its last {len(calls)} calls failed ({rate:.0%}).")))
+                out.append(
+                    (
+                        spec,
+                        Finding(
+                            model,
+                            round(rate, 4),
+                            fire,
+                            f"{model}: {sum(calls)} of its last {len(calls)} calls failed ({rate:.0%}).",
+                        ),
+                    )
+                )
         return out

@@ -16,7 +16,9 @@ from agent_lightning.models.schemas import EmbeddingGateway, EmbeddingRequest
 
 log = get_logger(__name__)
 
-MAX_CHARS = 2000  # the routing signal is in the first few sentences; longer inputs only cost time
+MAX_CHARS = (
+    4000  # as the knowledge service cuts a task (the model reads 256 tokens): one embedding serves both
+)
 
 
 class TaskEmbedder(Protocol):
@@ -28,7 +30,9 @@ class TaskEmbedder(Protocol):
 class GatewayEmbedder:
     """A `TaskEmbedder` over the model service; after a failure it rests `retry_after_s` seconds."""
 
-    def __init__(self, gateway: EmbeddingGateway, model: str, *, timeout_s: float = 5.0, retry_after_s: float = 60.0):
+    def __init__(
+        self, gateway: EmbeddingGateway, model: str, *, timeout_s: float = 5.0, retry_after_s: float = 60.0
+    ):
         self.gateway = gateway
         self.model = model
         self.timeout_s = timeout_s
@@ -39,7 +43,9 @@ class GatewayEmbedder:
         """One vector per text, or None if the model service cannot embed right now."""
         if not texts or time.monotonic() < self._resting_until:
             return None
-        request = EmbeddingRequest(model=self.model, input=[t[:MAX_CHARS] for t in texts], metadata={"purpose": "routing"})
+        request = EmbeddingRequest(
+            model=self.model, input=[t[:MAX_CHARS] for t in texts], metadata={"purpose": "routing"}
+        )
         try:
             result = await asyncio.wait_for(self.gateway.embed(request), self.timeout_s)
         except Exception as exc:  # any failure: route without embeddings for a while

@@ -106,8 +106,16 @@ def evaluate(policy: RoutingPolicy, log: list[LoggedDecision]) -> Evaluation:
 
 
 def logged_decision(
-    *, description: str, priority: int, metadata: dict[str, Any], embedding: tuple[float, ...] | None,
-    candidates: list[dict[str, Any]], state: str, chosen: str, probability: float, reward: float,
+    *,
+    description: str,
+    priority: int,
+    metadata: dict[str, Any],
+    embedding: tuple[float, ...] | None,
+    candidates: list[dict[str, Any]],
+    state: str,
+    chosen: str,
+    probability: float,
+    reward: float,
 ) -> LoggedDecision:
     """A `LoggedDecision` from the columns of the decision log."""
     return LoggedDecision(

@@ -8,8 +8,11 @@ says with which probability it did (logged for offline evaluation). Rewards in [
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from agent_lightning.orchestrator.matching import matched
 
@@ -38,6 +41,15 @@ class Choice:
     features: dict[str, Any] = field(default_factory=dict)
 
 
+GLOBAL_PART = ""
+"""The name of the part that holds a policy's global numbers (update count, noise estimates, …)."""
+
+
+def state_part(state: str) -> str:
+    """The name of the part that holds what a policy learned about one task state (keyword bucket)."""
+    return f"state/{state}"
+
+
 class RoutingPolicy(Protocol):
     name: str
 
@@ -58,18 +70,88 @@ class RoutingPolicy(Protocol):
 
     def update(self, *, state: str, agent_id: str, reward: float, features: dict[str, Any]) -> None: ...
 
-    def state(self) -> dict[str, Any]: ...
+    def state(self) -> dict[str, Any]:
+        """The whole learned state as JSON-able values (read by `GET /q-table`, written by earlier
+        releases)."""
+        ...
 
     def load(self, state: dict[str, Any]) -> None: ...
+
+    # The learned state in parts, so that a reward rewrites only what it changed (orchestrator/learning.py).
+
+    def touched(self, *, state: str, agent_id: str) -> tuple[str, ...]:
+        """The parts an `update` with these arguments changes; `GLOBAL_PART` holds the policy-wide numbers."""
+        ...
+
+    def part_names(self) -> list[str]:
+        """Every part the learned state has now."""
+        ...
+
+    def dump_parts(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Those parts, as dicts of JSON-able values and numpy arrays."""
+        ...
+
+    def load_parts(self, parts: dict[str, dict[str, Any]]) -> None:
+        """Replace the learned state by these parts (absent parts: as before any reward)."""
+        ...
+
+
+def parts_state(policy: RoutingPolicy) -> dict[str, Any]:
+    """A policy's whole state as JSON-able values: every part, its arrays as lists."""
+    parts = policy.dump_parts(policy.part_names())
+    return {
+        "parts": {
+            name: {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in part.items()}
+            for name, part in parts.items()
+        }
+    }
 
 
 # Keyword buckets of the seed policy: the task's state is the bucket with the most hits.
 STATE_KEYWORDS: dict[str, list[str]] = {
-    "web_development": ["website", "web", "html", "css", "javascript", "frontend", "backend", "react", "page", "api"],
+    "web_development": [
+        "website",
+        "web",
+        "html",
+        "css",
+        "javascript",
+        "frontend",
+        "backend",
+        "react",
+        "page",
+        "api",
+    ],
     "coding_task": ["code", "function", "python", "script", "class", "implement", "algorithm"],
-    "data_analysis": ["data", "dataset", "statistics", "analysis", "analyze", "machine learning", "ml", "regression"],
-    "security_task": ["security", "vulnerability", "audit", "encryption", "authentication", "xss", "injection", "owasp"],
-    "deployment_task": ["deploy", "deployment", "docker", "kubernetes", "ci", "cd", "infrastructure", "pipeline"],
+    "data_analysis": [
+        "data",
+        "dataset",
+        "statistics",
+        "analysis",
+        "analyze",
+        "machine learning",
+        "ml",
+        "regression",
+    ],
+    "security_task": [
+        "security",
+        "vulnerability",
+        "audit",
+        "encryption",
+        "authentication",
+        "xss",
+        "injection",
+        "owasp",
+    ],
+    "deployment_task": [
+        "deploy",
+        "deployment",
+        "docker",
+        "kubernetes",
+        "ci",
+        "cd",
+        "infrastructure",
+        "pipeline",
+    ],
     "testing_task": ["test", "tests", "testing", "qa", "bug", "regression", "coverage"],
     "documentation_task": ["document", "documentation", "readme", "guide", "tutorial", "docs"],
     "database_task": ["database", "sql", "query", "schema", "index", "postgresql", "migration"],
@@ -92,7 +174,8 @@ DEFAULT_Q = 0.5
 
 
 def bucket_shares(description: str) -> dict[str, float]:
-    """Each keyword bucket's share of the description's keyword hits (no hit: all general), in bucket order."""
+    """Each keyword bucket's share of the description's keyword hits (no hit: all general), in bucket
+    order."""
     hits = {state: len(matched(words, description)) for state, words in STATE_KEYWORDS.items()}
     total = sum(hits.values())
     return {s: h / total for s, h in hits.items() if h} if total else {GENERAL_STATE: 1.0}
@@ -119,7 +202,9 @@ class SeedQPolicy:
     CAPABILITY_WEIGHT = 0.6
     Q_WEIGHT = 0.4
 
-    def __init__(self, *, alpha: float = 0.1, gamma: float = 0.95, epsilon: float = 0.1, seed: int | None = None):
+    def __init__(
+        self, *, alpha: float = 0.1, gamma: float = 0.95, epsilon: float = 0.1, seed: int | None = None
+    ):
         self.alpha = alpha
         self.gamma = gamma
         self.epsilon = epsilon
@@ -140,7 +225,14 @@ class SeedQPolicy:
         for c in candidates:
             q = self.q_value(state, c.agent_id)
             blended = self.CAPABILITY_WEIGHT * c.capability + self.Q_WEIGHT * q
-            scores.append({"agent_id": c.agent_id, "capability": c.capability, "q": round(q, 4), "score": round(blended, 4)})
+            scores.append(
+                {
+                    "agent_id": c.agent_id,
+                    "capability": c.capability,
+                    "q": round(q, 4),
+                    "score": round(blended, 4),
+                }
+            )
         scores.sort(key=lambda s: (-s["score"], s["agent_id"]))
         best = scores[0]
         return Choice(
@@ -155,7 +247,9 @@ class SeedQPolicy:
             pick = self._rng.choice(choice.scores)
             choice.agent_id, choice.confidence = pick["agent_id"], pick["score"]
         explore_share = self.epsilon / n if n > 1 else 0.0
-        choice.probability = round((1 - self.epsilon if n > 1 else 1.0) * (choice.agent_id == greedy) + explore_share, 6)
+        choice.probability = round(
+            (1 - self.epsilon if n > 1 else 1.0) * (choice.agent_id == greedy) + explore_share, 6
+        )
         return choice
 
     def probabilities(self, context: RoutingContext, candidates: list[Candidate]) -> dict[str, float]:
@@ -163,7 +257,9 @@ class SeedQPolicy:
         n = len(candidates)
         if n == 1:
             return {greedy: 1.0}
-        return {c.agent_id: (1 - self.epsilon) * (c.agent_id == greedy) + self.epsilon / n for c in candidates}
+        return {
+            c.agent_id: (1 - self.epsilon) * (c.agent_id == greedy) + self.epsilon / n for c in candidates
+        }
 
     def update(self, *, state: str, agent_id: str, reward: float, features: dict[str, Any]) -> None:
         target = reward
@@ -181,23 +277,49 @@ class SeedQPolicy:
         self.q = {s: dict(v) for s, v in state.get("q", {}).items()}
         self.updates = int(state.get("updates", 0))
 
+    def touched(self, *, state: str, agent_id: str) -> tuple[str, ...]:
+        return GLOBAL_PART, state_part(state)
+
+    def part_names(self) -> list[str]:
+        return [GLOBAL_PART, *map(state_part, self.q)]
+
+    def dump_parts(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        by_part = {state_part(s): s for s in self.q}
+        parts: dict[str, dict[str, Any]] = {}
+        for name in names:
+            if name == GLOBAL_PART:
+                parts[name] = {"updates": self.updates}
+            elif name in by_part:
+                parts[name] = {"state": by_part[name], "q": dict(self.q[by_part[name]])}
+        return parts
+
+    def load_parts(self, parts: dict[str, dict[str, Any]]) -> None:
+        self.q = {s: dict(v) for s, v in Q_PRIORS.items()}
+        self.updates = int(parts.get(GLOBAL_PART, {}).get("updates", 0))
+        for name, part in parts.items():
+            if name != GLOBAL_PART:
+                self.q[part["state"]] = {a: float(v) for a, v in part["q"].items()}
+
 
 def make_policy(name: str, **params: Any) -> RoutingPolicy:
-    """Build a policy by name: ``seed-q``, ``capability``, ``thompson`` or ``linucb``."""
-    from agent_lightning.orchestrator import bandits
+    """Build a policy by name: ``seed-q``, ``capability``, ``thompson``, ``linucb``, ``shared`` or
+    ``topics``."""
+    from agent_lightning.orchestrator import bandits, topics
 
     policies = {
         SeedQPolicy.name: SeedQPolicy,
         bandits.CapabilityPolicy.name: bandits.CapabilityPolicy,
         bandits.ThompsonPolicy.name: bandits.ThompsonPolicy,
         bandits.LinUCBPolicy.name: bandits.LinUCBPolicy,
+        bandits.SharedPolicy.name: bandits.SharedPolicy,
+        topics.TopicPolicy.name: topics.TopicPolicy,
     }
     if name not in policies:
         raise ValueError(f"Unknown routing policy '{name}'. Choose one of: {', '.join(policies)}.")
     return policies[name](**params)
 
 
-POLICY_NAMES = ("seed-q", "capability", "thompson", "linucb")
+POLICY_NAMES = ("seed-q", "capability", "thompson", "linucb", "shared", "topics")
 
 
 def uses_embeddings(policy: RoutingPolicy) -> bool:

@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-TaskStatus = Literal["queued", "assigned", "awaiting_review", "running", "succeeded", "failed", "cancelled"]
+from agent_lightning.core.bounds import MAX_TIMEOUT_S, MIN_TIMEOUT_S
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its way through the system (the value is what is stored and sent)."""
+
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    AWAITING_REVIEW = "awaiting_review"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TASK_FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+"""The statuses a task does not leave by itself (retry starts it again)."""
+
+
+class AttemptStatus(StrEnum):
+    """How one execution try of a task went."""
+
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 TASK_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+PolicyParam = (
+    bool | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | Annotated[float, Field(ge=-1e9, le=1e9)] | None
+)
+"""A policy's constructor parameter: a flag, a seed or a number (each policy checks its own names)."""
 
 
 class AssignTaskRequest(BaseModel):
@@ -22,8 +55,15 @@ class AssignTaskRequest(BaseModel):
     force_execute: bool = False
     required_capabilities: list[str] = Field(default_factory=list, max_length=20)
     agent_id: str | None = Field(default=None, max_length=64, description="Skip routing: use this agent.")
+    parent_task_id: str | None = Field(
+        default=None,
+        pattern=TASK_ID_PATTERN,
+        description="The task this one was delegated by (an agent's delegate tool).",
+    )
     max_attempts: int | None = Field(default=None, ge=1, le=10)
-    timeout: float | None = Field(default=None, gt=0, le=3600, description="Seconds per attempt.")
+    timeout: float | None = Field(
+        default=None, ge=MIN_TIMEOUT_S, le=MAX_TIMEOUT_S, description="Seconds per attempt."
+    )
     # Seed fields, kept for compatibility; stored in metadata and checked for warnings.
     target_environment: str | None = Field(default=None, max_length=64)
     working_directory: str | None = Field(default=None, max_length=1024)
@@ -126,6 +166,7 @@ class Reward(BaseModel):
 
 class Task(BaseModel):
     task_id: str
+    parent_task_id: str | None = None
     description: str
     status: TaskStatus
     priority: int
@@ -161,6 +202,7 @@ class TaskPage(BaseModel):
 class TaskFilters(BaseModel):
     status: list[TaskStatus] | None = None
     agent_id: str | None = None
+    parent_task_id: str | None = None
     priority_min: int | None = Field(default=None, ge=1, le=10)
     priority_max: int | None = Field(default=None, ge=1, le=10)
     created_after: datetime | None = None
@@ -220,8 +262,10 @@ class PolicyInfo(BaseModel):
 class PolicySwitchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=64, description="seed-q, capability, thompson or linucb.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Constructor parameters of the policy.")
+    name: str = Field(max_length=64, description="seed-q, capability, thompson, linucb, shared or topics.")
+    params: dict[str, PolicyParam] = Field(
+        default_factory=dict, max_length=32, description="Constructor parameters of the policy."
+    )
 
 
 class DecisionLogEntry(Decision):
@@ -240,7 +284,7 @@ class EvaluationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: str = Field(max_length=64)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, PolicyParam] = Field(default_factory=dict, max_length=32)
     since: datetime | None = None
     logged_by: str | None = Field(default=None, max_length=64, description="Only decisions of this policy.")
     limit: int = Field(default=5000, ge=1, le=100_000, description="The newest decisions to use, at most.")
@@ -255,7 +299,9 @@ class EstimateOut(BaseModel):
 class EvaluationReport(BaseModel):
     policy: str
     params: dict[str, Any]
-    state: Literal["learned", "fresh"] = Field(description="Evaluated with the tenant's learned state or from its prior.")
+    state: Literal["learned", "fresh"] = Field(
+        description="Evaluated with the tenant's learned state or from its prior."
+    )
     decisions: int
     logged_reward: EstimateOut | None
     ips: EstimateOut | None
@@ -268,3 +314,59 @@ class Router(Protocol):
     """What the execution service asks of the orchestrator when a request names no agent."""
 
     async def preview(self, request: RoutePreviewRequest) -> RoutePreview: ...
+
+
+class TaskGateway(Protocol):
+    """Task intake of the orchestrator for other services (workflow runs, an agent's `delegate` tool): the
+    service in-process, or its HTTP API in split mode."""
+
+    async def assign(self, request: AssignTaskRequest) -> AssignTaskResponse: ...
+
+    async def get_task(self, task_id: str) -> TaskDetail: ...
+
+    async def cancel(self, task_id: str) -> Task: ...
+
+
+class FinishedTask(BaseModel):
+    agent_id: str | None
+    status: TaskStatus
+    created_at: datetime
+    finished_at: datetime
+
+
+class AgentRewardTotals(BaseModel):
+    agent_id: str
+    rewards: int
+    mean_reward: float | None
+    feedback: int = Field(description="Rewards from people's feedback.")
+
+
+class PolicyInUse(BaseModel):
+    name: str
+    version: int = Field(description="Lessons in the tenant's log of this policy (0 before the first).")
+    default: bool = Field(description="True when the tenant uses the deployment's configured policy.")
+
+
+class TaskStatistics(Protocol):
+    """Aggregates over the orchestrator's records (tasks, rewards, the policy in use) for monitoring:
+    read-only, one tenant at a time unless `tenant` is None (every tenant: the operator's platform gauges)."""
+
+    async def tenants(self) -> list[str]: ...
+
+    async def counts_by_status(
+        self, tenant: str | None, statuses: tuple[str, ...] | None = None
+    ) -> dict[str, int]: ...
+
+    async def expired_leases(self, tenant: str | None) -> int: ...
+
+    async def created_and_finished_since(self, tenant: str, since: datetime) -> tuple[int, int]: ...
+
+    async def counts_by_agent(self, tenant: str) -> dict[str, dict[str, int]]: ...
+
+    async def recent_finished(self, tenant: str, limit: int) -> list[FinishedTask]: ...
+
+    async def reward_totals(self, tenant: str) -> list[AgentRewardTotals]: ...
+
+    async def recent_rewards(self, tenant: str, limit: int) -> list[tuple[str, float]]: ...
+
+    async def policy_in_use(self, tenant: str, default: str) -> PolicyInUse: ...

@@ -1,19 +1,17 @@
-"""Storage of the orchestrator: tasks, their attempts, routing decisions, rewards and policy state."""
+"""Storage of the orchestrator: tasks, their attempts, routing decisions, rewards and learned policy state."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agent_lightning.core.db import Base, TenantMixin, TimestampMixin, UTCDateTime, utcnow
-
-TASK_STATUSES = ("queued", "assigned", "awaiting_review", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
+from agent_lightning.core.leases import LeaseMixin
 
 
-class TaskRow(TenantMixin, TimestampMixin, Base):
+class TaskRow(TenantMixin, TimestampMixin, LeaseMixin, Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_tasks_tenant_idempotency_key"),
@@ -21,6 +19,7 @@ class TaskRow(TenantMixin, TimestampMixin, Base):
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parent_task_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     description: Mapped[str] = mapped_column(Text)
     priority: Mapped[int] = mapped_column(Integer, default=5, index=True)
     meta: Mapped[dict] = mapped_column("metadata", default=dict)
@@ -41,7 +40,6 @@ class TaskRow(TenantMixin, TimestampMixin, Base):
     attempts_count: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     timeout_s: Mapped[float] = mapped_column(Float, default=120.0)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     correlation_id: Mapped[str] = mapped_column(String(64), default="")
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -90,31 +88,54 @@ class DecisionRow(TenantMixin, Base):
 
 
 class RewardRow(TenantMixin, Base):
-    """A reward for a decision: from the outcome of an attempt or from a person's feedback."""
+    """A reward for a decision: from the outcome of an attempt or from a person's feedback.
+
+    A reward that a routing policy learns from is a *lesson*: `policy` names the policy and `seq` its place
+    in that tenant × policy's log (orchestrator/learning.py); both are empty for a reward kept only for
+    offline evaluation.
+    """
 
     __tablename__ = "rewards"
+    __table_args__ = (UniqueConstraint("tenant_id", "policy", "seq", name="uq_rewards_tenant_policy_seq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
-    decision_id: Mapped[int | None] = mapped_column(ForeignKey("routing_decisions.id"), nullable=True, index=True)
+    decision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("routing_decisions.id"), nullable=True, index=True
+    )
     agent_id: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(20))
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     reward: Mapped[float] = mapped_column(Float)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    policy: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class PolicyStateRow(TenantMixin, Base):
-    """The learned state of a routing policy, saved after every update."""
+class PolicyHeadRow(Base):
+    """The last place taken in a tenant × policy's log of lessons (taken in the lesson's own transaction)."""
 
-    __tablename__ = "policy_state"
-    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_policy_state_tenant_name"),)
+    __tablename__ = "policy_heads"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(64))
-    version: Mapped[int] = mapped_column(Integer)
-    state: Mapped[dict] = mapped_column(default=dict)
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+class PolicyPartRow(Base):
+    """One part of a tenant × policy's learned state (an arm, a task state, or the global numbers under the
+    name ""), in a compact binary encoding, as of lesson `seq` of its log. All parts of a snapshot are as
+    of the global part's `seq`: a part that no lesson changed since an older snapshot is the same at both."""
+
+    __tablename__ = "policy_parts"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

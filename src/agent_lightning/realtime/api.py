@@ -1,5 +1,5 @@
 """Live events: the WebSocket ``/ws/events`` (also ``/ws``; WebSockets are not part of OpenAPI, the route is
-described in the README) and the same stream as Server-Sent Events, ``GET /events``."""
+described in the docs) and the same stream as Server-Sent Events, ``GET /events``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
 from agent_lightning.core.auth import AUTH_RESPONSES, Authenticator
 from agent_lightning.core.errors import Unauthenticated
 from agent_lightning.core.events import Event
-from agent_lightning.core.http import ERROR_RESPONSES
+from agent_lightning.core.http import ERROR_RESPONSES, as_json
 from agent_lightning.core.logging import get_logger
 from agent_lightning.core.tenancy import current_tenant, set_tenant
 from agent_lightning.realtime.service import MAX_QUEUED, EventStream
@@ -25,6 +26,17 @@ log = get_logger(__name__)
 MAX_REPLAY = 1000
 KEEPALIVE_S = 15.0
 """An SSE comment line is sent after this long without events, so that proxies keep the connection."""
+
+
+class EventMessage(BaseModel):
+    """One message of `GET /events` in OpenAPI (a `: keep-alive` comment is none): its `data` is an
+    `Event`."""
+
+    event: str = Field(description="The event's type.")
+    id: str = Field(description="The event's id (send it back as Last-Event-ID).")
+    data: str = Field(
+        json_schema_extra={"contentMediaType": "application/json", "contentSchema": Event.model_json_schema()}
+    )
 
 
 class EventStreamResponse(StreamingResponse):
@@ -41,8 +53,12 @@ class Filters:
 
 
 def filters(
-    types: str = Query(default="*", min_length=1, max_length=500,
-                       description="Comma-separated globs of event types, e.g. `task.*`."),
+    types: str = Query(
+        default="*",
+        min_length=1,
+        max_length=500,
+        description="Comma-separated globs of event types, e.g. `task.*`.",
+    ),
     task_id: str | None = Query(default=None, max_length=64, description="Only this task's events."),
     replay: int = Query(default=0, ge=0, le=MAX_REPLAY, description="Send up to N recent events first."),
 ) -> Filters:
@@ -53,16 +69,20 @@ def router(bus, *, max_queued: int = MAX_QUEUED, keepalive_s: float = KEEPALIVE_
     api = APIRouter()
 
     def stream_of(wanted: Filters) -> EventStream:
-        return EventStream(bus, tenant_id=current_tenant(), types=wanted.types, task_id=wanted.task_id,
-                           max_queued=max_queued)
+        return EventStream(
+            bus, tenant_id=current_tenant(), types=wanted.types, task_id=wanted.task_id, max_queued=max_queued
+        )
 
     @api.websocket("/ws/events")
     @api.websocket("/ws")
     async def live_events(
         websocket: WebSocket,
         wanted: Filters = Depends(filters),
-        token: str | None = Query(default=None, max_length=4096,
-                                  description="With auth: an access token or API key (browsers cannot send headers)."),
+        token: str | None = Query(
+            default=None,
+            max_length=4096,
+            description="With auth: an access token or API key (browsers cannot send headers).",
+        ),
     ) -> None:
         """Stream the tenant's bus events as JSON envelopes as they happen."""
         if not await _authenticated(websocket, token):
@@ -84,21 +104,34 @@ def router(bus, *, max_queued: int = MAX_QUEUED, keepalive_s: float = KEEPALIVE_
                 await websocket.close(code=1011)
 
     @api.get(
-        "/events", tags=["realtime"], response_class=EventStreamResponse,
+        "/events",
+        tags=["realtime"],
+        response_class=EventStreamResponse,
         dependencies=[Depends(_stream_credential)],
-        responses={200: {"model": Event, "description": "One `event:` per bus event; `id:` is the event id, "
-                         "`data:` its JSON envelope (this schema)."}, **ERROR_RESPONSES, **AUTH_RESPONSES},
+        responses={
+            200: {
+                "model": EventMessage,
+                "description": "One `event:` per bus event; `id:` is the event id, "
+                "`data:` its JSON envelope.",
+                # FastAPI marks a streamed body `type: string`; each message is an object
+                "content": {"text/event-stream": {"schema": {"type": "object"}}},
+            },
+            **as_json({**ERROR_RESPONSES, **AUTH_RESPONSES}),
+        },
         summary="Live events of your tenant as Server-Sent Events (resumable with Last-Event-ID)",
     )
     async def event_source(
         wanted: Filters = Depends(filters),
-        last_event_id: str | None = Header(default=None, max_length=64,
-                                           description="Resume after this event, if the bus still remembers it."),
+        last_event_id: str | None = Header(
+            default=None, max_length=64, description="Resume after this event, if the bus still remembers it."
+        ),
     ) -> EventStreamResponse:
         stream = stream_of(wanted)
         backlog = stream.open(wanted.replay, after=last_event_id)
-        return EventStreamResponse(_server_sent(stream, backlog, keepalive_s),
-                                   headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return EventStreamResponse(
+            _server_sent(stream, backlog, keepalive_s),
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     return api
 
@@ -150,8 +183,11 @@ async def _authenticated(websocket: WebSocket, token: str | None) -> bool:
 
 async def _stream_credential(
     request: Request,
-    token: str | None = Query(default=None, max_length=4096,
-                              description="With auth: an access token or API key (EventSource cannot send headers)."),
+    token: str | None = Query(
+        default=None,
+        max_length=4096,
+        description="With auth: an access token or API key (EventSource cannot send headers).",
+    ),
 ) -> None:
     await _authenticate(request, token)
 

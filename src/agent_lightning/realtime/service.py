@@ -74,7 +74,7 @@ class EventStream:
         if after is not None:
             position = next((i for i, event in enumerate(history) if event.id == after), None)
             if position is not None:
-                return history[position + 1:]
+                return history[position + 1 :]
         return history[-replay:] if replay > 0 else []
 
     def close(self) -> None:
@@ -91,6 +91,10 @@ class EventStream:
             await self._ready.wait()
         if self.dropped:
             count, self.dropped = self.dropped, 0
-            return Event(type=DROPPED, source="realtime", tenant_id=self.tenant_id,
-                         data={"dropped": count, "max_queued": self.max_queued})
+            return Event(
+                type=DROPPED,
+                source="realtime",
+                tenant_id=self.tenant_id,
+                data={"dropped": count, "max_queued": self.max_queued},
+            )
         return self._queue.popleft()

@@ -1,1 +1,1 @@
-"""Task validation, security scanning and result checks (see README "Validation and PII masking")."""
+"""Task validation, security scanning and result checks (see docs "Validation and PII masking")."""

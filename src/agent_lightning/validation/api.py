@@ -20,7 +20,9 @@ from agent_lightning.validation.service import ValidationService
 def router(validation: ValidationService) -> APIRouter:
     api = APIRouter(tags=["validation"], responses=ERROR_RESPONSES)
 
-    @api.post("/validate", response_model=ValidationReport, summary="Validate a task (and its result); stored")
+    @api.post(
+        "/validate", response_model=ValidationReport, summary="Validate a task (and its result); stored"
+    )
     async def validate(body: ValidateRequest) -> ValidationReport:
         return await validation.validate(body)
 
@@ -28,7 +30,9 @@ def router(validation: ValidationService) -> APIRouter:
     async def batch(body: BatchValidateRequest) -> BatchValidateResponse:
         return await validation.validate_batch(body)
 
-    @api.get("/validation/{task_id}", response_model=ValidationReport, summary="A task's newest validation report")
+    @api.get(
+        "/validation/{task_id}", response_model=ValidationReport, summary="A task's newest validation report"
+    )
     async def get(task_id: str = Path(pattern=TASK_ID_PATTERN)) -> ValidationReport:
         return await validation.get(task_id)
 

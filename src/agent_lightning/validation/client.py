@@ -13,7 +13,9 @@ class ValidationClient:
         self.caller = caller
 
     async def scan(self, request: ScanRequest) -> ScanReport:
-        response = await self.caller.request("POST", ["/validation/scan"], json=request.model_dump(mode="json"))
+        response = await self.caller.request(
+            "POST", ["/validation/scan"], json=request.model_dump(mode="json")
+        )
         return ScanReport.model_validate(response.json())
 
     async def validate(self, request: ValidateRequest) -> ValidationReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent_lightning.core.errors import Invalid
 
 Severity = Literal["info", "warning", "high"]
-ValidationStatus = Literal["passed", "partial", "failed"]
+
+
+class ValidationStatus(StrEnum):
+    """How a validated result fared: passed from a score of 0.9, partial from 0.6, else failed."""
+
+    PASSED = "passed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
 MAX_TEXT = 200_000
 TASK_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"  # the orchestrator's task ids
 
@@ -25,7 +35,9 @@ class Finding(BaseModel):
     start: int = Field(description="Span in the field's text: first character.")
     end: int = Field(description="Span in the field's text: one past the last character.")
     message: str
-    blocking: bool = Field(default=False, description="At or above ALP_VALIDATION_BLOCK_SEVERITY: rejects a task.")
+    blocking: bool = Field(
+        default=False, description="At or above ALP_VALIDATION_BLOCK_SEVERITY: rejects a task."
+    )
 
 
 class ScanRequest(BaseModel):
@@ -33,12 +45,16 @@ class ScanRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fields: dict[str, str] = Field(min_length=1, description='e.g. {"description": "…", "metadata.repo": "…"}')
+    fields: dict[str, str] = Field(
+        min_length=1, description='e.g. {"description": "…", "metadata.repo": "…"}'
+    )
 
 
 class ScanReport(BaseModel):
     findings: list[Finding]
-    blocked: bool = Field(description="A finding at or above the blocking severity: the task must be rejected.")
+    blocked: bool = Field(
+        description="A finding at or above the blocking severity: the task must be rejected."
+    )
     sanitized: dict[str, str] = Field(
         default_factory=dict, description="Fields with active HTML (scripts, event handlers), cleaned by nh3."
     )
@@ -67,7 +83,9 @@ class ValidationReport(BaseModel):
     checks: list[CheckOutcome]
     findings: list[Finding]
     recommendation: str
-    sanitized_task: str | None = Field(default=None, description="The task with active HTML removed, if it had any.")
+    sanitized_task: str | None = Field(
+        default=None, description="The task with active HTML removed, if it had any."
+    )
     created_at: datetime
 
 
@@ -85,7 +103,8 @@ class BatchValidateResponse(BaseModel):
 
 
 class TaskRejected(Invalid):
-    """A task whose text holds an attack or a secret (422, details: the blocking findings); nothing is created."""
+    """A task whose text holds an attack or a secret (422, details: the blocking findings); nothing is
+    created."""
 
     code = "task_rejected"
 

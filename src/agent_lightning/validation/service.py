@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
-
 from agent_lightning.core.config import Settings
 from agent_lightning.core.db import Database, new_id, utcnow
 from agent_lightning.core.errors import NotFound
-from agent_lightning.core.tenancy import current_tenant
+from agent_lightning.core.tenancy import current_tenant, tenant_select
 from agent_lightning.validation import rules
 from agent_lightning.validation.schemas import (
     BatchValidateRequest,
@@ -20,6 +18,7 @@ from agent_lightning.validation.schemas import (
     ScanRequest,
     ValidateRequest,
     ValidationReport,
+    ValidationStatus,
 )
 from agent_lightning.validation.tables import ValidationRow
 
@@ -28,9 +27,11 @@ PASSED, PARTIAL = 0.9, 0.6
 OFFLOAD_CHARS = 2000  # longer texts are scanned in a thread, so one big task does not stall the event loop
 
 
-def status_of(score: float) -> str:
+def status_of(score: float) -> ValidationStatus:
     """passed from 0.9, partial from 0.6, else failed."""
-    return "passed" if score >= PASSED else "partial" if score >= PARTIAL else "failed"
+    if score >= PASSED:
+        return ValidationStatus.PASSED
+    return ValidationStatus.PARTIAL if score >= PARTIAL else ValidationStatus.FAILED
 
 
 class ValidationService:
@@ -65,9 +66,18 @@ class ValidationService:
             rule = rules.RULES[hit.rule]
             message = rule.message + (f" ({hit.note})" if hit.note else "")
             severity = self.severity(hit)
-            out.append(Finding(rule=hit.rule, check=check or rule.check, severity=severity, field=field,
-                               start=hit.start, end=hit.end, message=message,
-                               blocking=SEVERITY_RANK[severity] >= self.block_rank))
+            out.append(
+                Finding(
+                    rule=hit.rule,
+                    check=check or rule.check,
+                    severity=severity,
+                    field=field,
+                    start=hit.start,
+                    end=hit.end,
+                    message=message,
+                    blocking=SEVERITY_RANK[severity] >= self.block_rank,
+                )
+            )
         return out
 
     def _scan_task_text(self, field: str, text: str) -> tuple[list[Finding], str | None]:
@@ -104,17 +114,22 @@ class ValidationService:
             findings += self._findings("result", rules.check_result(result))
             findings += self._findings("result", rules.check_secrets(result), check="result_secrets")
             if request.execution_log:
-                findings += self._findings("execution_log", rules.check_secrets(request.execution_log),
-                                           check="result_secrets")
-            known = {request.task[m.start:m.end] for m in rules.find_pii(request.task)}
-            leaked = [h for h in rules.check_pii(result) if result[h.start:h.end] not in known]
+                findings += self._findings(
+                    "execution_log", rules.check_secrets(request.execution_log), check="result_secrets"
+                )
+            known = {request.task[m.start : m.end] for m in rules.find_pii(request.task)}
+            leaked = [h for h in rules.check_pii(result) if result[h.start : h.end] not in known]
             findings += self._findings("result", leaked, check="result_pii")
         failing = {f.check for f in findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK["warning"]}
-        outcomes = [CheckOutcome(name=c, passed=c not in failing, findings=sum(f.check == c for f in findings))
-                    for c in checks]
+        outcomes = [
+            CheckOutcome(name=c, passed=c not in failing, findings=sum(f.check == c for f in findings))
+            for c in checks
+        ]
         score = round(sum(o.passed for o in outcomes) / len(outcomes), 4)
         blocked = any(f.blocking for f in findings)
-        status = "failed" if blocked else status_of(score)  # what intake would reject has not passed at all
+        status = (
+            ValidationStatus.FAILED if blocked else status_of(score)
+        )  # what intake would reject has not passed at all
         return ValidationReport(
             task_id=request.task_id or new_id(),
             status=status,
@@ -132,7 +147,9 @@ class ValidationService:
     async def validate(self, request: ValidateRequest) -> ValidationReport:
         """Check a task (and its result, when given); store the report under the task's id."""
         size = len(request.task) + len(request.result or "") + len(request.execution_log or "")
-        report = await asyncio.to_thread(self._report, request) if size > OFFLOAD_CHARS else self._report(request)
+        report = (
+            await asyncio.to_thread(self._report, request) if size > OFFLOAD_CHARS else self._report(request)
+        )
         async with self.db.session() as session:
             session.add(_row(report))
         return report
@@ -144,26 +161,32 @@ class ValidationService:
             session.add_all([_row(r) for r in reports])
         return BatchValidateResponse(
             items=reports,
-            passed=sum(r.status == "passed" for r in reports),
-            partial=sum(r.status == "partial" for r in reports),
-            failed=sum(r.status == "failed" for r in reports),
+            passed=sum(r.status == ValidationStatus.PASSED for r in reports),
+            partial=sum(r.status == ValidationStatus.PARTIAL for r in reports),
+            failed=sum(r.status == ValidationStatus.FAILED for r in reports),
         )
 
     async def get(self, task_id: str) -> ValidationReport:
         """The newest report of a task."""
         async with self.db.session() as session:
             row = await session.scalar(
-                select(ValidationRow)
-                .where(ValidationRow.tenant_id == current_tenant(), ValidationRow.task_id == task_id)
+                tenant_select(ValidationRow)
+                .where(ValidationRow.task_id == task_id)
                 .order_by(ValidationRow.created_at.desc(), ValidationRow.seq.desc())
                 .limit(1)
             )
         if row is None:
             raise NotFound(f"No validation of task '{task_id}'.", code="validation_not_found")
         return ValidationReport(
-            task_id=row.task_id, status=row.status, score=row.score, blocked=row.blocked,
-            checks=row.checks, findings=row.findings, recommendation=row.recommendation,
-            sanitized_task=row.sanitized_task, created_at=row.created_at,
+            task_id=row.task_id,
+            status=row.status,
+            score=row.score,
+            blocked=row.blocked,
+            checks=row.checks,
+            findings=row.findings,
+            recommendation=row.recommendation,
+            sanitized_task=row.sanitized_task,
+            created_at=row.created_at,
         )
 
 
@@ -182,11 +205,11 @@ def _row(report: ValidationReport) -> ValidationRow:
     )
 
 
-def _recommendation(status: str, blocked: bool, failed: list[str]) -> str:
+def _recommendation(status: ValidationStatus, blocked: bool, failed: list[str]) -> str:
     if blocked:
         return f"Reject: blocking findings in {', '.join(failed)}."
-    if status == "passed":
+    if status == ValidationStatus.PASSED:
         return "Accept." if not failed else f"Accept; note the warnings in {', '.join(failed)}."
-    if status == "partial":
+    if status == ValidationStatus.PARTIAL:
         return f"Review before use: {', '.join(failed)} did not pass."
     return f"Do not use as is: {', '.join(failed)} did not pass."

@@ -7,8 +7,10 @@ another (the platform runs independent branches concurrently; the outputs are th
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+from typing import Any
 
 from agent_lightning.workflows.graph import Plan
 from agent_lightning.workflows.schemas import (
@@ -21,9 +23,8 @@ from agent_lightning.workflows.schemas import (
 )
 
 _HEADER = '''#!/usr/bin/env python3
-"""{title}
+"""A workflow exported from Agent Lightning (its name, id and version are in WORKFLOW below).
 
-Exported from Agent Lightning: workflow {workflow_id}, version {version}.
 Runs the same graph against the platform's HTTP API: each agent task is submitted with POST /assign-task
 and polled with GET /tasks/{{id}}; templates and conditions are rendered with Jinja2's sandbox, as on the
 platform. Needs `pip install httpx jinja2`.
@@ -46,8 +47,8 @@ import httpx
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-INPUTS = {inputs}
-"""The declared inputs: name -> (type, required, default)."""
+# The workflow exported, its declared inputs (name -> [type, required, default]) and its nodes' labels.
+{constants}
 
 ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                                     finalize=lambda value: "" if value is None else value)
@@ -115,7 +116,7 @@ def read_inputs(pairs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description={title!r})
+    parser = argparse.ArgumentParser(description=WORKFLOW["name"])
     parser.add_argument("--url", default=os.environ.get("ALP_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--token", default=os.environ.get("ALP_TOKEN"))
     parser.add_argument("--input", action="append", default=[], metavar="NAME=VALUE")
@@ -127,7 +128,7 @@ def main(argv=None):
     with httpx.Client(base_url=args.url, headers=headers, timeout=60) as client:
 '''
 
-_FOOTER = '''
+_FOOTER = """
     json.dump(outputs, sys.stdout, indent=2)
     print()
     return outputs
@@ -135,7 +136,7 @@ _FOOTER = '''
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def slug(name: str) -> str:
@@ -143,64 +144,146 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40] or "workflow"
 
 
-def _indent(lines: list[str], depth: int) -> list[str]:
-    return ["    " * depth + line if line else "" for line in lines]
+# -- code generation: user text only ever becomes an `ast.Constant` ------------------------------------------
+#
+# The script is fixed text (above) plus code generated from the graph. Generated code is built as an AST from
+# fixed snippets whose placeholder names are replaced by constants holding the user's values, and written out
+# by `ast.unparse`, which spells every constant as a literal (repr). The comment before each node's block and
+# the usage line hold only identifiers checked here. So no name, label, template or value can end its literal.
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _identifier(value: str) -> str:
+    """A node id, type or input name, checked again before it is written outside a literal."""
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError(f"not an identifier: {value!r}")
+    return value
+
+
+def _constant(value: Any) -> ast.expr:
+    """The AST of a literal of JSON-like data (str, numbers, booleans, None, lists, tuples, dicts)."""
+    if isinstance(value, dict):
+        return ast.Dict(keys=[_constant(k) for k in value], values=[_constant(v) for v in value.values()])
+    if isinstance(value, list):
+        return ast.List(elts=[_constant(v) for v in value], ctx=ast.Load())
+    if isinstance(value, tuple):
+        return ast.Tuple(elts=[_constant(v) for v in value], ctx=ast.Load())
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return ast.Constant(value)
+    raise TypeError(f"not JSON-like data: {type(value).__name__}")
+
+
+class _Fill(ast.NodeTransformer):
+    """Replaces placeholder names (upper-case, starting with an underscore) by constants."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def visit_Name(self, name: ast.Name) -> ast.expr:
+        return _constant(self.values[name.id]) if name.id in self.values else name
+
+
+def _code(snippet: str, **values: Any) -> list[ast.stmt]:
+    """The statements of a fixed snippet, its placeholders `_NAME` filled with `values` as constants."""
+    tree = _Fill({f"_{key.upper()}": value for key, value in values.items()}).visit(ast.parse(snippet))
+    return ast.fix_missing_locations(tree).body
+
+
+def _source(statements: list[ast.stmt], depth: int = 0) -> list[str]:
+    text = ast.unparse(ast.Module(body=statements, type_ignores=[]))
+    return ["    " * depth + line if line else "" for line in text.splitlines()]
 
 
 def python_script(workflow: Workflow, plan: Plan) -> str:
     """The script's source text."""
-    inputs = {f.name: (f.type, f.required, f.default) for f in plan.input_fields()}
-    filename = f"workflow_{slug(workflow.name)}_v{workflow.version}.py"
-    flags = "".join(f" --input {name}=..." for name, (_, required, default) in inputs.items()
-                    if required and default is None)
-    text = _HEADER.format(title=workflow.name.replace('\\', '/').replace('"', "'"), workflow_id=workflow.id, version=workflow.version,
-                          filename=filename, input_flags=flags, inputs=_literal(inputs))
+    inputs = {_identifier(f.name): (f.type, f.required, f.default) for f in plan.input_fields()}
+    filename = f"workflow_{slug(workflow.name)}_v{int(workflow.version)}.py"
+    flags = "".join(
+        f" --input {name}=..."
+        for name, (_, required, default) in inputs.items()
+        if required and default is None
+    )
+    constants = _code(
+        "WORKFLOW = _WORKFLOW\nINPUTS = _INPUTS\nLABELS = _LABELS",
+        workflow={"id": workflow.id, "name": workflow.name, "version": workflow.version},
+        inputs=json.loads(json.dumps(inputs)),  # tuples as lists, as the script reads them
+        labels={node_id: plan.nodes[node_id].label for node_id in plan.order if plan.nodes[node_id].label},
+    )
+    text = _HEADER.format(filename=filename, input_flags=flags, constants="\n".join(_source(constants)))
     body: list[str] = []
     for node_id in plan.order:
         node, config = plan.nodes[node_id], plan.configs[node_id]
-        heading = f"# {node_id} ({node.type})" + (f": {node.label}" if node.label else "")
-        body.append(heading)
-        action = _action(node_id, config, plan)
-        incoming = [(e.source, e.source_port if plan.nodes[e.source].type == "condition" else None)
-                    for e in plan.incoming[node_id]]
-        if incoming:
-            body.append(f"if live(nodes, {incoming!r}):")
-            body.extend(_indent(action, 1))
-            body.append("else:")
-            body.append(f"    nodes[{node_id!r}] = SKIPPED")
-        else:
-            body.extend(action)
-        if isinstance(config, OutputConfig):
-            body.append(f"if nodes[{node_id!r}]['status'] == 'succeeded':")
-            body.append(f"    outputs[{(config.name or node_id)!r}] = nodes[{node_id!r}]['output']")
+        body.append(f"# {_identifier(node_id)} ({_identifier(node.type)})")
+        body.extend(_source(_node_code(node_id, config, plan)))
         body.append("")
-    return text + "\n".join(_indent(body, 2)).rstrip() + "\n" + _FOOTER
+    indented = ["        " + line if line else "" for line in body]
+    script = text + "\n".join(indented).rstrip() + "\n" + _FOOTER
+    ast.parse(script)  # raises if generation ever produced something that is not Python
+    return script
 
 
-def _action(node_id: str, config, plan: Plan) -> list[str]:
-    def store(expression: str) -> list[str]:
-        return [f"nodes[{node_id!r}] = {{'status': 'succeeded', 'output': {expression}}}"]
+def _node_code(node_id: str, config, plan: Plan) -> list[ast.stmt]:
+    """A node's statements: its action, guarded by `live(...)` when it has incoming edges, then its output."""
+    action = _action(node_id, config, plan)
+    incoming = _sources(node_id, plan)
+    if incoming:
+        statements = _code(
+            "if live(nodes, _INCOMING):\n    pass\nelse:\n    nodes[_NODE] = SKIPPED",
+            incoming=incoming,
+            node=node_id,
+        )
+        statements[0].body = action
+    else:
+        statements = action
+    if isinstance(config, OutputConfig):
+        statements += _code(
+            "if nodes[_NODE]['status'] == 'succeeded':\n    outputs[_NAME] = nodes[_NODE]['output']",
+            node=node_id,
+            name=config.name or node_id,
+        )
+    return statements
+
+
+def _sources(node_id: str, plan: Plan) -> list[tuple[str, str | None]]:
+    """The node's incoming edges as (source node, port taken when the source is a condition)."""
+    return [
+        (e.source, e.source_port if plan.nodes[e.source].type == "condition" else None)
+        for e in plan.incoming[node_id]
+    ]
+
+
+def _action(node_id: str, config, plan: Plan) -> list[ast.stmt]:
+    def store(output: str, **values: Any) -> list[ast.stmt]:
+        return _code(f"nodes[_NODE] = {{'status': 'succeeded', 'output': {output}}}", node=node_id, **values)
 
     if isinstance(config, InputConfig):
-        names = [f.name for f in config.fields]
-        return store("{" + ", ".join(f"{n!r}: inputs[{n!r}]" for n in names) + "}")
+        return store("{name: inputs[name] for name in _NAMES}", names=[f.name for f in config.fields])
     if isinstance(config, TransformConfig):
-        return store(f"render({config.template!r}, inputs, nodes)")
+        return store("render(_TEMPLATE, inputs, nodes)", template=config.template)
     if isinstance(config, ConditionConfig):
-        return store(f"evaluate({config.expression!r}, inputs, nodes)")
+        return store("evaluate(_EXPRESSION, inputs, nodes)", expression=config.expression)
     if isinstance(config, OutputConfig):
         if config.template:
-            return store(f"render({config.template!r}, inputs, nodes)")
-        sources = [(e.source, e.source_port if plan.nodes[e.source].type == "condition" else None)
-                   for e in plan.incoming[node_id]]
-        return store(f"next(nodes[s]['output'] for s, p in {sources!r} if live(nodes, [(s, p)]))")
-    assert isinstance(config, AgentTaskConfig)
-    options = {"agent_id": config.agent_id, "required_capabilities": config.required_capabilities,
-               "priority": config.priority, "timeout": config.timeout, "max_attempts": config.max_attempts}
-    args = "".join(f", {key}={value!r}" for key, value in options.items() if value not in (None, []))
-    return [f"prompt = render({config.prompt!r}, inputs, nodes)", *store(f"run_task(client, prompt{args})")]
-
-
-def _literal(value) -> str:
-    """A Python literal of JSON-like data (True/False/None spelled the Python way)."""
-    return repr(json.loads(json.dumps(value)))
+            return store("render(_TEMPLATE, inputs, nodes)", template=config.template)
+        return store(
+            "next(nodes[s]['output'] for s, p in _SOURCES if live(nodes, [(s, p)]))",
+            sources=_sources(node_id, plan),
+        )
+    if not isinstance(config, AgentTaskConfig):
+        raise TypeError(f"unexpected node config {type(config).__name__}")
+    options = {
+        "agent_id": config.agent_id,
+        "required_capabilities": config.required_capabilities,
+        "priority": config.priority,
+        "timeout": config.timeout,
+        "max_attempts": config.max_attempts,
+    }
+    prompt = _code("prompt = render(_PROMPT, inputs, nodes)", prompt=config.prompt)
+    call = store("run_task(client, prompt)")
+    call[0].value.values[1].keywords = [
+        ast.keyword(arg=key, value=_constant(value))
+        for key, value in options.items()
+        if value not in (None, [])
+    ]
+    return prompt + call

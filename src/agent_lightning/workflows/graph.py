@@ -1,5 +1,5 @@
-"""The graph itself, without storage: the component catalogue, validation on save, the sandboxed templates
-and conditions, and the topological order a run follows."""
+"""The graph itself, without storage: the component catalogue, validation on save (templates and conditions
+included), and the topological order a run follows."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes as jnodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateSyntaxError, meta
+from jinja2 import nodes as jnodes
 from pydantic import BaseModel, ValidationError
 
 from agent_lightning.core.errors import Invalid
+from agent_lightning.workflows.sandbox import default_sandbox
 from agent_lightning.workflows.schemas import (
     AgentTaskConfig,
     Component,
@@ -31,36 +32,93 @@ _IN = Port(name="in", type="any", description="Upstream nodes whose outputs this
 _COMPONENTS: dict[str, tuple[Component, type[BaseModel]]] = {}
 
 
-def _component(type_: str, title: str, category: str, description: str, inputs: list[Port], outputs: list[Port],
-               config: type[BaseModel], template_fields: list[str]) -> None:
+def _component(
+    type_: str,
+    title: str,
+    category: str,
+    description: str,
+    inputs: list[Port],
+    outputs: list[Port],
+    config: type[BaseModel],
+    template_fields: list[str],
+) -> None:
     _COMPONENTS[type_] = (
-        Component(type=type_, title=title, category=category, description=description, inputs=inputs,
-                  outputs=outputs, config_schema=config.model_json_schema(), template_fields=template_fields),
+        Component(
+            type=type_,
+            title=title,
+            category=category,
+            description=description,
+            inputs=inputs,
+            outputs=outputs,
+            config_schema=config.model_json_schema(),
+            template_fields=template_fields,
+        ),
         config,
     )
 
 
-_component("input", "Inputs", "data", "The named inputs a run is started with; `{{ inputs.<name> }}` downstream.",
-           [], [Port(name="out", type="object", description="The inputs.")], InputConfig, [])
-_component("agent_task", "Agent task", "ai",
-           "A task for an agent, submitted to the orchestrator (routing, learning, rewards and events apply). "
-           "Without agent_id the routing policy chooses the agent.",
-           [_IN], [Port(name="out", type="text", description="The agent's answer.")], AgentTaskConfig, ["prompt"])
-_component("condition", "Condition", "logic",
-           "Evaluates a sandboxed expression; only the nodes behind the chosen port (true or false) run.",
-           [_IN], [Port(name="true", type="text", description="Taken when the expression is truthy."),
-                   Port(name="false", type="text", description="Taken otherwise.")], ConditionConfig, ["expression"])
-_component("transform", "Transform", "data", "Text from a template, without a model.",
-           [_IN], [Port(name="out", type="text")], TransformConfig, ["template"])
-_component("output", "Output", "data",
-           "A named result of the run: its template, or without one the output of the upstream node that reached it.",
-           [Port(name="in", type="text", description="Text from an agent task, condition or transform.")], [],
-           OutputConfig, ["template"])
+_component(
+    "input",
+    "Inputs",
+    "data",
+    "The named inputs a run is started with; `{{ inputs.<name> }}` downstream.",
+    [],
+    [Port(name="out", type="object", description="The inputs.")],
+    InputConfig,
+    [],
+)
+_component(
+    "agent_task",
+    "Agent task",
+    "ai",
+    "A task for an agent, submitted to the orchestrator (routing, learning, rewards and events apply). "
+    "Without agent_id the routing policy chooses the agent.",
+    [_IN],
+    [Port(name="out", type="text", description="The agent's answer.")],
+    AgentTaskConfig,
+    ["prompt"],
+)
+_component(
+    "condition",
+    "Condition",
+    "logic",
+    "Evaluates a sandboxed expression; only the nodes behind the chosen port (true or false) run.",
+    [_IN],
+    [
+        Port(name="true", type="text", description="Taken when the expression is truthy."),
+        Port(name="false", type="text", description="Taken otherwise."),
+    ],
+    ConditionConfig,
+    ["expression"],
+)
+_component(
+    "transform",
+    "Transform",
+    "data",
+    "Text from a template, without a model.",
+    [_IN],
+    [Port(name="out", type="text")],
+    TransformConfig,
+    ["template"],
+)
+_component(
+    "output",
+    "Output",
+    "data",
+    "A named result of the run: its template, or without one the output of the upstream node that reached "
+    "it.",
+    [Port(name="in", type="text", description="Text from an agent task, condition or transform.")],
+    [],
+    OutputConfig,
+    ["template"],
+)
 
 
 def catalogue() -> ComponentCatalogue:
     """Every node type with its ports and config schema (what the builder's palette shows)."""
-    return ComponentCatalogue(components=[c for c, _ in _COMPONENTS.values()], template_variables=list(TEMPLATE_VARIABLES))
+    return ComponentCatalogue(
+        components=[c for c, _ in _COMPONENTS.values()], template_variables=list(TEMPLATE_VARIABLES)
+    )
 
 
 def config_model(node_type: str) -> type[BaseModel]:
@@ -73,26 +131,20 @@ def _compatible(source: str, target: str) -> bool:
 
 # -- templates ---------------------------------------------------------------------------------------------
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                     finalize=lambda value: "" if value is None else value)
-
-
-def render(template: str, context: dict[str, Any]) -> str:
-    """Render a template in the sandbox (no attribute access to internals, no mutation of the context)."""
-    return _env.from_string(template).render(**context)
-
-
-def evaluate(expression: str, context: dict[str, Any]) -> bool:
-    """A condition's truth value: a Jinja2 expression evaluated in the sandbox (never Python's eval)."""
-    return bool(_env.compile_expression(expression, undefined_to_none=False)(**context))
+_env = default_sandbox()
+"""Parses and compiles templates and conditions when a graph is saved (nothing is evaluated then); runs render
+them in the service's `TemplateSandbox`, with the configured limits."""
 
 
 def _references(source: str) -> tuple[set[str], set[str], set[str]]:
     """(top-level names, input names, node ids) a template refers to; raises TemplateSyntaxError."""
     tree = _env.parse(source)
     names = meta.find_undeclared_variables(tree)
-    inputs, node_ids = set(), set()
+    inputs: set[str] = set()
+    node_ids: set[str] = set()
     for item in tree.find_all((jnodes.Getattr, jnodes.Getitem)):
+        if not isinstance(item, (jnodes.Getattr, jnodes.Getitem)):  # always: narrows the type
+            continue
         if not isinstance(item.node, jnodes.Name) or item.node.name not in TEMPLATE_VARIABLES:
             continue
         if isinstance(item, jnodes.Getattr):
@@ -158,15 +210,23 @@ def validate(graph: Graph) -> Plan:
             continue
         nodes[node.id] = node
         if node.type not in _COMPONENTS:
-            error("unknown_node_type", f"Unknown node type '{node.type}'.", node_id=node.id,
-                  allowed=sorted(_COMPONENTS))
+            error(
+                "unknown_node_type",
+                f"Unknown node type '{node.type}'.",
+                node_id=node.id,
+                allowed=sorted(_COMPONENTS),
+            )
             continue
         try:
             configs[node.id] = config_model(node.type).model_validate(node.config)
         except ValidationError as exc:
             for e in exc.errors():
-                error("invalid_config", f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}",
-                      node_id=node.id, field=".".join(str(p) for p in e["loc"]))
+                error(
+                    "invalid_config",
+                    f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}",
+                    node_id=node.id,
+                    field=".".join(str(p) for p in e["loc"]),
+                )
 
     valid_edges = []
     seen_ids: set[str] = set()
@@ -178,13 +238,21 @@ def validate(graph: Graph) -> Plan:
         seen_ids.add(edge.id)
         link = (edge.source, edge.source_port, edge.target, edge.target_port)
         if link in seen_links:
-            error("duplicate_edge", f"Edge '{edge.id}' repeats another edge between the same ports.", edge_id=edge.id)
+            error(
+                "duplicate_edge",
+                f"Edge '{edge.id}' repeats another edge between the same ports.",
+                edge_id=edge.id,
+            )
             continue
         seen_links.add(link)
         missing = [end for end in (edge.source, edge.target) if end not in nodes]
         if missing:
-            error("dangling_edge", f"Edge '{edge.id}' points at unknown node(s) {missing}.", edge_id=edge.id,
-                  node_ids=missing)
+            error(
+                "dangling_edge",
+                f"Edge '{edge.id}' points at unknown node(s) {missing}.",
+                edge_id=edge.id,
+                node_ids=missing,
+            )
             continue
         source, target = nodes[edge.source], nodes[edge.target]
         if source.type not in _COMPONENTS or target.type not in _COMPONENTS:
@@ -192,22 +260,42 @@ def validate(graph: Graph) -> Plan:
         out_ports = {p.name: p for p in _COMPONENTS[source.type][0].outputs}
         in_ports = {p.name: p for p in _COMPONENTS[target.type][0].inputs}
         if edge.source_port not in out_ports:
-            error("unknown_port", f"'{source.type}' has no output port '{edge.source_port}'.", edge_id=edge.id,
-                  node_id=source.id, port=edge.source_port, ports=sorted(out_ports))
+            error(
+                "unknown_port",
+                f"'{source.type}' has no output port '{edge.source_port}'.",
+                edge_id=edge.id,
+                node_id=source.id,
+                port=edge.source_port,
+                ports=sorted(out_ports),
+            )
             continue
         if edge.target_port not in in_ports:
-            error("unknown_port", f"'{target.type}' has no input port '{edge.target_port}'.", edge_id=edge.id,
-                  node_id=target.id, port=edge.target_port, ports=sorted(in_ports))
+            error(
+                "unknown_port",
+                f"'{target.type}' has no input port '{edge.target_port}'.",
+                edge_id=edge.id,
+                node_id=target.id,
+                port=edge.target_port,
+                ports=sorted(in_ports),
+            )
             continue
         out_type, in_type = out_ports[edge.source_port].type, in_ports[edge.target_port].type
         if not _compatible(out_type, in_type):
-            error("port_type_mismatch",
-                  f"Edge '{edge.id}' connects {source.id}.{edge.source_port} ({out_type}) to "
-                  f"{target.id}.{edge.target_port} ({in_type}).", edge_id=edge.id, node_ids=[source.id, target.id])
+            error(
+                "port_type_mismatch",
+                f"Edge '{edge.id}' connects {source.id}.{edge.source_port} ({out_type}) to "
+                f"{target.id}.{edge.target_port} ({in_type}).",
+                edge_id=edge.id,
+                node_ids=[source.id, target.id],
+            )
             continue
         if edge.source == edge.target:
-            error("cycle", f"Edge '{edge.id}' connects node '{edge.source}' to itself.", edge_id=edge.id,
-                  node_ids=[edge.source])
+            error(
+                "cycle",
+                f"Edge '{edge.id}' connects node '{edge.source}' to itself.",
+                edge_id=edge.id,
+                node_ids=[edge.source],
+            )
             continue
         valid_edges.append(edge)
 
@@ -221,22 +309,35 @@ def validate(graph: Graph) -> Plan:
     if not any(n.type == "output" for n in nodes.values()):
         error("no_output", "A workflow needs at least one output node.")
     for node in nodes.values():
-        if node.type in ("condition", "output") and not incoming[node.id]:  # a root task or transform may start
-            error("unconnected_node", f"Node '{node.id}' has no incoming edge: it would never run.", node_id=node.id)
+        if (
+            node.type in ("condition", "output") and not incoming[node.id]
+        ):  # a root task or transform may start
+            error(
+                "unconnected_node",
+                f"Node '{node.id}' has no incoming edge: it would never run.",
+                node_id=node.id,
+            )
 
     input_names: dict[str, str] = {}
     for node_id, config in configs.items():
         if isinstance(config, InputConfig):
             for f in config.fields:
                 if f.name in input_names:
-                    error("duplicate_input", f"Input '{f.name}' is declared twice.", node_id=node_id, input=f.name)
+                    error(
+                        "duplicate_input",
+                        f"Input '{f.name}' is declared twice.",
+                        node_id=node_id,
+                        input=f.name,
+                    )
                 input_names[f.name] = node_id
     output_names: set[str] = set()
     for node_id, config in configs.items():
         if isinstance(config, OutputConfig):
             name = config.name or node_id
             if name in output_names:
-                error("duplicate_output", f"Output name '{name}' is used twice.", node_id=node_id, output=name)
+                error(
+                    "duplicate_output", f"Output name '{name}' is used twice.", node_id=node_id, output=name
+                )
             output_names.add(name)
 
     if not cyclic:
@@ -271,36 +372,66 @@ def _check_template(node_id, field_name, source, input_names, ancestors, nodes, 
         if field_name == "expression":
             _env.compile_expression(source)
     except TemplateSyntaxError as exc:
-        error("template_syntax", f"{field_name}: {exc.message} (line {exc.lineno}).", node_id=node_id, field=field_name)
+        error(
+            "template_syntax",
+            f"{field_name}: {exc.message} (line {exc.lineno}).",
+            node_id=node_id,
+            field=field_name,
+        )
         return
     for name in sorted(names - set(TEMPLATE_VARIABLES)):
-        error("unknown_variable", f"{field_name}: '{name}' is not defined; use inputs.<name> or nodes.<id>.output.",
-              node_id=node_id, field=field_name, variable=name)
+        error(
+            "unknown_variable",
+            f"{field_name}: '{name}' is not defined; use inputs.<name> or nodes.<id>.output.",
+            node_id=node_id,
+            field=field_name,
+            variable=name,
+        )
     for name in sorted(inputs - set(input_names)):
-        error("unknown_variable", f"{field_name}: no input is named '{name}'.", node_id=node_id, field=field_name,
-              variable=f"inputs.{name}")
+        error(
+            "unknown_variable",
+            f"{field_name}: no input is named '{name}'.",
+            node_id=node_id,
+            field=field_name,
+            variable=f"inputs.{name}",
+        )
     for ref in sorted(node_ids):
         if ref not in nodes:
-            error("unknown_variable", f"{field_name}: no node is named '{ref}'.", node_id=node_id, field=field_name,
-                  variable=f"nodes.{ref}")
+            error(
+                "unknown_variable",
+                f"{field_name}: no node is named '{ref}'.",
+                node_id=node_id,
+                field=field_name,
+                variable=f"nodes.{ref}",
+            )
         elif ref not in ancestors:
-            error("unknown_variable", f"{field_name}: node '{ref}' is not upstream of '{node_id}'; connect it first.",
-                  node_id=node_id, field=field_name, variable=f"nodes.{ref}")
+            error(
+                "unknown_variable",
+                f"{field_name}: node '{ref}' is not upstream of '{node_id}'; connect it first.",
+                node_id=node_id,
+                field=field_name,
+                variable=f"nodes.{ref}",
+            )
 
 
 def coerce_inputs(plan: Plan, given: dict[str, Any]) -> dict[str, Any]:
-    """The run's inputs checked against the declared fields, with defaults; raise `Invalid` listing problems."""
+    """The run's inputs checked against the declared fields, with defaults; raise `Invalid` listing
+    problems."""
     fields = {f.name: f for f in plan.input_fields()}
     errors: list[dict[str, Any]] = []
     values: dict[str, Any] = {}
     for name in sorted(set(given) - set(fields)):
-        errors.append({"code": "unknown_input", "message": f"The workflow has no input '{name}'.", "input": name})
+        errors.append(
+            {"code": "unknown_input", "message": f"The workflow has no input '{name}'.", "input": name}
+        )
     for name, spec in fields.items():
         if name not in given or given[name] is None:
             if spec.default is not None:
                 values[name] = spec.default
             elif spec.required:
-                errors.append({"code": "missing_input", "message": f"Input '{name}' is required.", "input": name})
+                errors.append(
+                    {"code": "missing_input", "message": f"Input '{name}' is required.", "input": name}
+                )
             else:
                 values[name] = None
             continue
@@ -308,7 +439,9 @@ def coerce_inputs(plan: Plan, given: dict[str, Any]) -> dict[str, Any]:
         try:
             values[name] = _coerce(value, spec.type)
         except (TypeError, ValueError):
-            errors.append({"code": "invalid_input", "message": f"Input '{name}' must be a {spec.type}.", "input": name})
+            errors.append(
+                {"code": "invalid_input", "message": f"Input '{name}' must be a {spec.type}.", "input": name}
+            )
     if errors:
         raise Invalid("The run's inputs are invalid.", code="invalid_inputs", details={"errors": errors})
     return values

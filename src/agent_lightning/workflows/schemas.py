@@ -4,18 +4,45 @@ interface a run submits its agent tasks through."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from agent_lightning.orchestrator.schemas import AssignTaskRequest, AssignTaskResponse, Task, TaskDetail
+from agent_lightning.core.bounds import MAX_TIMEOUT_S, MAX_VERSION, MIN_TIMEOUT_S
+from agent_lightning.orchestrator.schemas import TaskGateway  # noqa: F401  (the workflows' view of the orchestrator)
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 """Node ids and input names: usable as `nodes.<id>.output` and `inputs.<name>` in templates."""
 
 NodeType = Literal["input", "agent_task", "condition", "transform", "output"]
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+
+
+class RunStatus(StrEnum):
+    """Where a workflow run is (the value is what is stored and sent)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class NodeStatus(StrEnum):
+    """Where one node of a run is: a node whose branch was not taken is skipped."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+NODE_UNFINISHED = (NodeStatus.PENDING, NodeStatus.RUNNING)
 
 
 # -- node configuration, one model per node type ------------------------------------------------------------
@@ -44,11 +71,17 @@ class AgentTaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=20_000, description="Jinja2 template, e.g. `{{ inputs.topic }}`.")
-    agent_id: str | None = Field(default=None, max_length=64, description="Empty: the routing policy chooses.")
+    prompt: str = Field(
+        min_length=1, max_length=20_000, description="Jinja2 template, e.g. `{{ inputs.topic }}`."
+    )
+    agent_id: str | None = Field(
+        default=None, max_length=64, description="Empty: the routing policy chooses."
+    )
     required_capabilities: list[str] = Field(default_factory=list, max_length=20)
     priority: int = Field(default=5, ge=1, le=10)
-    timeout: float | None = Field(default=None, gt=0, le=3600, description="Seconds per attempt.")
+    timeout: float | None = Field(
+        default=None, ge=MIN_TIMEOUT_S, le=MAX_TIMEOUT_S, description="Seconds per attempt."
+    )
     max_attempts: int | None = Field(default=None, ge=1, le=10)
 
 
@@ -58,7 +91,8 @@ class ConditionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     expression: str = Field(
-        min_length=1, max_length=2000,
+        min_length=1,
+        max_length=2000,
         description="A Jinja2 expression, e.g. `'urgent' in nodes.triage.output|lower`.",
     )
 
@@ -76,7 +110,9 @@ class OutputConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, pattern=IDENTIFIER, description="Key in the run's outputs; default the node id.")
+    name: str | None = Field(
+        default=None, pattern=IDENTIFIER, description="Key in the run's outputs; default the node id."
+    )
     template: str | None = Field(default=None, max_length=20_000)
 
 
@@ -84,8 +120,8 @@ class OutputConfig(BaseModel):
 
 
 class Position(BaseModel):
-    x: float = 0
-    y: float = 0
+    x: float = Field(default=0, ge=-1e7, le=1e7)
+    y: float = Field(default=0, ge=-1e7, le=1e7)
 
 
 class Node(BaseModel):
@@ -172,7 +208,9 @@ class Component(BaseModel):
     inputs: list[Port]
     outputs: list[Port]
     config_schema: dict[str, Any] = Field(description="JSON Schema of the node's `config`.")
-    template_fields: list[str] = Field(description="Config fields that are templates over `inputs` and `nodes`.")
+    template_fields: list[str] = Field(
+        description="Config fields that are templates over `inputs` and `nodes`."
+    )
 
 
 class ComponentCatalogue(BaseModel):
@@ -187,7 +225,9 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1, description="Run this version; default the latest.")
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="Run this version; default the latest."
+    )
 
 
 class RunAccepted(BaseModel):
@@ -236,17 +276,7 @@ class ExportedCode(BaseModel):
     code: str
 
 
-# -- what a run needs of the orchestrator ----------------------------------------------------------------------
-
-
-class TaskGateway(Protocol):
-    """Task intake of the orchestrator: the service in-process, or its HTTP API in split mode."""
-
-    async def assign(self, request: AssignTaskRequest) -> AssignTaskResponse: ...
-
-    async def get_task(self, task_id: str) -> TaskDetail: ...
-
-    async def cancel(self, task_id: str) -> Task: ...
+# -- what a run needs of the orchestrator --------------------------------------------------------------------
 
 
 class BuilderPage(RootModel[str]):

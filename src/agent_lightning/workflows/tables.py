@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agent_lightning.core.db import Base, TenantMixin, TimestampMixin, UTCDateTime, utcnow
+from agent_lightning.core.leases import LeaseMixin
 
 
 class WorkflowRow(TenantMixin, TimestampMixin, Base):
@@ -22,7 +23,9 @@ class WorkflowRow(TenantMixin, TimestampMixin, Base):
 
 class WorkflowVersionRow(Base):
     __tablename__ = "workflow_versions"
-    __table_args__ = (UniqueConstraint("workflow_id", "version", name="uq_workflow_versions_workflow_version"),)
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "version", name="uq_workflow_versions_workflow_version"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     workflow_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -33,7 +36,7 @@ class WorkflowVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WorkflowRunRow(TenantMixin, Base):
+class WorkflowRunRow(TenantMixin, LeaseMixin, Base):
     __tablename__ = "workflow_runs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -44,7 +47,6 @@ class WorkflowRunRow(TenantMixin, Base):
     outputs: Mapped[dict] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     recoveries: Mapped[int] = mapped_column(Integer, default=0)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     correlation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,13 +6,14 @@ Revises: 0001
 Create Date: 2026-11-25 10:00:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import agent_lightning.core.db
 
 revision = "0004_knowledge_memory"
 down_revision = "0001"
-branch_labels = None
+branch_labels = ("knowledge",)
 depends_on = None
 
 UTC = agent_lightning.core.db.UTCDateTime(timezone=True)
@@ -81,7 +82,12 @@ def _knowledge_tables() -> None:
         sa.Column("embedding", sa.LargeBinary(), nullable=False),
         sa.Column("embedding_model", sa.String(length=120), nullable=False),
         _tenant(),
-        sa.ForeignKeyConstraint(["item_id"], ["knowledge_items.id"], name=op.f("fk_knowledge_chunks_item_id_knowledge_items"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["knowledge_items.id"],
+            name=op.f("fk_knowledge_chunks_item_id_knowledge_items"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_knowledge_chunks")),
         sqlite_autoincrement=True,
     )
@@ -96,7 +102,12 @@ def _knowledge_tables() -> None:
         sa.Column("reward", sa.Float(), nullable=True),
         sa.Column("created_at", UTC, nullable=False),
         _tenant(),
-        sa.ForeignKeyConstraint(["item_id"], ["knowledge_items.id"], name=op.f("fk_knowledge_uses_item_id_knowledge_items"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["knowledge_items.id"],
+            name=op.f("fk_knowledge_uses_item_id_knowledge_items"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_knowledge_uses")),
     )
     for column in ("task_id", "item_id", "tenant_id"):
@@ -130,7 +141,12 @@ def _memory_tables() -> None:
         sa.Column("task_id", sa.String(length=64), nullable=True),
         sa.Column("created_at", UTC, nullable=False),
         _tenant(),
-        sa.ForeignKeyConstraint(["session_id"], ["memory_sessions.id"], name=op.f("fk_memory_messages_session_id_memory_sessions"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["memory_sessions.id"],
+            name=op.f("fk_memory_messages_session_id_memory_sessions"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_memory_messages")),
     )
     for column in ("session_id", "user_id", "tenant_id"):
@@ -167,7 +183,8 @@ def _usage_columns() -> None:
 
 
 def _pgvector() -> None:
-    """The vector column and HNSW index, when the server has pgvector (a savepoint keeps a refusal harmless)."""
+    """The vector column and HNSW index, when the server has pgvector (a savepoint keeps a refusal
+    harmless)."""
     bind = op.get_bind()
     if not bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first():
         return
@@ -201,5 +218,12 @@ def downgrade() -> None:
             batch_op.drop_column("knowledge_used")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TABLE IF EXISTS knowledge_chunks_fts")
-    for table in ("memories", "memory_messages", "memory_sessions", "knowledge_uses", "knowledge_chunks", "knowledge_items"):
+    for table in (
+        "memories",
+        "memory_messages",
+        "memory_sessions",
+        "knowledge_uses",
+        "knowledge_chunks",
+        "knowledge_items",
+    ):
         op.drop_table(table)

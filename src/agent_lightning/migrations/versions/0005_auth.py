@@ -5,13 +5,14 @@ Revises: 0001
 Create Date: 2026-11-25 13:45:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import agent_lightning.core.db
 
 revision = "0005_auth"
 down_revision = "0001"
-branch_labels = None
+branch_labels = ("auth",)
 depends_on = None
 
 UTC = agent_lightning.core.db.UTCDateTime(timezone=True)

@@ -5,13 +5,14 @@ Revises: 0001
 Create Date: 2026-12-02 01:20:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import agent_lightning.core.db
 
 revision = "0006_validation"
 down_revision = "0001"
-branch_labels = None
+branch_labels = ("validation",)
 depends_on = None
 
 UTC = agent_lightning.core.db.UTCDateTime(timezone=True)
@@ -34,7 +35,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_validation_reports")),
     )
     op.create_index(op.f("ix_validation_reports_tenant_id"), "validation_reports", ["tenant_id"])
-    op.create_index("ix_validation_reports_tenant_task", "validation_reports", ["tenant_id", "task_id", "created_at"])
+    op.create_index(
+        "ix_validation_reports_tenant_task", "validation_reports", ["tenant_id", "task_id", "created_at"]
+    )
 
 
 def downgrade() -> None:

@@ -5,13 +5,14 @@ Revises: 0001
 Create Date: 2026-12-02 01:20:00
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import agent_lightning.core.db
 
 revision = "0007_workflows"
 down_revision = "0001"
-branch_labels = None
+branch_labels = ("workflows",)
 depends_on = None
 
 UTC = agent_lightning.core.db.UTCDateTime(timezone=True)

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
+from agent_lightning.core.egress import EgressDenied, EgressGuard
 from agent_lightning.models.providers.base import ProviderError
-from agent_lightning.models.providers.openai import _limits, error_from_response, transport_error
+from agent_lightning.models.providers.openai import error_from_response, http_client, transport_error
 from agent_lightning.models.schemas import ChatDelta, ChatMessage, ChatRequest, ChatResult
 
 API_VERSION = "2023-06-01"
@@ -64,8 +65,12 @@ def to_anthropic(request: ChatRequest, provider_model: str) -> dict[str, Any]:
 
 def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
     if message.role == "tool":
-        return [{"type": "tool_result", "tool_use_id": message.tool_call_id or "", "content": message.content}]
+        return [
+            {"type": "tool_result", "tool_use_id": message.tool_call_id or "", "content": message.content}
+        ]
     blocks: list[dict[str, Any]] = []
+    for url in message.images or []:
+        blocks.append({"type": "image", "source": _image_source(url)})
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     for call in message.tool_calls or []:
@@ -74,21 +79,44 @@ def _blocks(message: ChatMessage) -> list[dict[str, Any]]:
             arguments = json.loads(function.get("arguments") or "{}")
         except ValueError:
             arguments = {}
-        blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", ""), "input": arguments})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id", ""),
+                "name": function.get("name", ""),
+                "input": arguments,
+            }
+        )
     return blocks or [{"type": "text", "text": ""}]
+
+
+def _image_source(url: str) -> dict[str, str]:
+    """An image as Anthropic takes it: base64 data from a data: URL, or the URL itself."""
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        return {"type": "base64", "media_type": header[len("data:") :].split(";")[0], "data": data}
+    return {"type": "url", "url": url}
 
 
 class AnthropicProvider:
     """Claude models through the Messages API, with one key and base URL."""
 
-    def __init__(self, name: str, base_url: str, api_key: str | None, *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout_s: float = 120.0,
+        guard: EgressGuard | None = None,
+    ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}
         if api_key:
             headers["x-api-key"] = api_key
-        self._client = httpx.AsyncClient(headers=headers, timeout=timeout_s, limits=_limits())
+        self._client = http_client(headers, timeout_s, guard)
 
     def available(self) -> tuple[bool, str]:
         if not self._api_key:
@@ -101,8 +129,10 @@ class AnthropicProvider:
     async def chat(self, request: ChatRequest, provider_model: str) -> ChatResult:
         started = time.perf_counter()
         try:
-            response = await self._client.post(f"{self.base_url}/v1/messages", json=to_anthropic(request, provider_model))
-        except httpx.HTTPError as exc:
+            response = await self._client.post(
+                f"{self.base_url}/v1/messages", json=to_anthropic(request, provider_model)
+            )
+        except (httpx.HTTPError, EgressDenied) as exc:
             raise transport_error(exc) from exc
         if response.status_code >= 400:
             raise error_from_response(response, response.content)
@@ -172,7 +202,9 @@ class AnthropicProvider:
                         elif delta.get("type") == "input_json_delta":
                             index = tool_index.get(event["index"], 0)
                             yield ChatDelta(
-                                tool_calls=[{"index": index, "function": {"arguments": delta.get("partial_json", "")}}]
+                                tool_calls=[
+                                    {"index": index, "function": {"arguments": delta.get("partial_json", "")}}
+                                ]
                             )
                     elif kind == "message_delta":
                         reason = (event.get("delta") or {}).get("stop_reason")
@@ -182,10 +214,14 @@ class AnthropicProvider:
                     elif kind == "error":
                         error = event.get("error") or {}
                         raise ProviderError(
-                            error.get("message", "Upstream stream error."), code="upstream_error", retryable=True
+                            error.get("message", "Upstream stream error."),
+                            code="upstream_error",
+                            retryable=True,
                         )
                     elif kind == "message_stop":
                         break
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, EgressDenied) as exc:
             raise transport_error(exc) from exc
-        yield ChatDelta(finish_reason=finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        yield ChatDelta(
+            finish_reason=finish_reason, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )

@@ -60,14 +60,18 @@ class ProviderError(Exception):
 CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too long", "too many tokens")
 
 
-def classify_http_error(status: int, message: str, code: str | None, retry_after: str | None) -> ProviderError:
+def classify_http_error(
+    status: int, message: str, code: str | None, retry_after: str | None
+) -> ProviderError:
     """Map an upstream HTTP error to a `ProviderError`."""
     lowered = f"{message} {code or ''}".lower()
     after = _parse_retry_after(retry_after)
     if status == 429:
         return ProviderError(message, status=429, code="rate_limited", retryable=True, retry_after_s=after)
     if status >= 500 or status == 408:
-        return ProviderError(message, status=502, code="upstream_unavailable", retryable=True, retry_after_s=after)
+        return ProviderError(
+            message, status=502, code="upstream_unavailable", retryable=True, retry_after_s=after
+        )
     if any(hint in lowered for hint in CONTEXT_HINTS):
         return ProviderError(message, status=400, code="context_length_exceeded", fallback=True)
     if status in (401, 403):

@@ -11,8 +11,9 @@ import aiohttp
 import httpx
 import orjson
 
+from agent_lightning.core.egress import EgressDenied, EgressGuard
 from agent_lightning.models.providers.base import ProviderError, classify_http_error
-from agent_lightning.models.schemas import ChatDelta, ChatRequest, ChatResult
+from agent_lightning.models.schemas import ChatDelta, ChatMessage, ChatRequest, ChatResult
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -21,8 +22,17 @@ def _limits() -> httpx.Limits:
     return httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30)
 
 
+def http_client(headers: dict[str, str], timeout_s: float, guard: EgressGuard | None) -> httpx.AsyncClient:
+    """The httpx client of one upstream; with a guard, every request goes to the address it checked."""
+    if guard is None:
+        return httpx.AsyncClient(headers=headers, timeout=timeout_s, limits=_limits())
+    return guard.client(headers=headers, timeout=timeout_s, limits=_limits())
+
+
 def transport_error(exc: Exception) -> ProviderError:
-    """A retryable `ProviderError` for an httpx transport failure."""
+    """A `ProviderError` for a transport failure: retryable, except a destination the egress guard refused."""
+    if isinstance(exc, EgressDenied):
+        return ProviderError(exc.message, status=403, code="egress_denied", fallback=True)
     if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
         return ProviderError("The upstream timed out.", status=504, code="upstream_timeout", retryable=True)
     return ProviderError(
@@ -52,11 +62,28 @@ def error_from_body(status: int, body: bytes, retry_after: str | None) -> Provid
     return classify_http_error(status, message, code, retry_after)
 
 
+def _wire_message(message: ChatMessage) -> dict[str, Any]:
+    """The message as OpenAI takes it: with images, its content is a list of text and image_url parts."""
+    body = message.model_dump(exclude_none=True, exclude={"images"})
+    if message.images:
+        body["content"] = [{"type": "text", "text": message.content}] + [
+            {"type": "image_url", "image_url": {"url": url}} for url in message.images
+        ]
+    return body
+
+
 class OpenAIProvider:
     """Chat completions and embeddings against one OpenAI-shaped base URL with one key."""
 
     def __init__(
-        self, name: str, base_url: str, api_key: str | None, *, timeout_s: float = 120.0, requires_key: bool = False
+        self,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout_s: float = 120.0,
+        requires_key: bool = False,
+        guard: EgressGuard | None = None,
     ) -> None:
         self.name = name
         self.requires_key = requires_key
@@ -65,20 +92,26 @@ class OpenAIProvider:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers = headers
         self._timeout_s = timeout_s
-        self._client = httpx.AsyncClient(headers=headers, timeout=timeout_s, limits=_limits())
+        self._guard = guard
+        self._client = http_client(headers, timeout_s, guard)
         self._session: aiohttp.ClientSession | None = None  # the one-shot path: aiohttp costs less per call
 
     def _aiohttp(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(
-                headers=self._headers, connector=connector, timeout=aiohttp.ClientTimeout(total=self._timeout_s)
+                headers=self._headers,
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
             )
         return self._session
 
     def available(self) -> tuple[bool, str]:
         if self.requires_key and not self._api_key:
-            return False, "no API key (set ALP_OPENAI_API_KEY or OPENAI_API_KEY, or the deployment's api_key_env)"
+            return (
+                False,
+                "no API key (set ALP_OPENAI_API_KEY or OPENAI_API_KEY, or the deployment's api_key_env)",
+            )
         return True, self.base_url
 
     async def close(self) -> None:
@@ -90,7 +123,7 @@ class OpenAIProvider:
         body: dict[str, Any] = {**request.extra}
         body.update(
             model=provider_model,
-            messages=[m.model_dump(exclude_none=True) for m in request.messages],
+            messages=[_wire_message(m) for m in request.messages],
             temperature=request.temperature,
             max_tokens=request.max_tokens,
         )
@@ -105,15 +138,21 @@ class OpenAIProvider:
 
     async def chat(self, request: ChatRequest, provider_model: str) -> ChatResult:
         started = time.perf_counter()
+        url, headers, server_hostname = f"{self.base_url}/chat/completions", JSON_HEADERS, None
         try:
+            if self._guard is not None:  # aiohttp connects to the checked address; Host and TLS name stay
+                pinned = await self._guard.pin(url)
+                url, server_hostname = pinned.url, pinned.server_hostname
+                headers = {**JSON_HEADERS, "Host": pinned.host_header}
             async with self._aiohttp().post(
-                f"{self.base_url}/chat/completions",
+                url,
                 data=orjson.dumps(self._body(request, provider_model, False)),
-                headers=JSON_HEADERS,
+                headers=headers,
+                server_hostname=server_hostname,
             ) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, EgressDenied) as exc:
             raise transport_error(exc) from exc
         if status >= 400:
             raise error_from_body(status, raw, retry_after)
@@ -141,7 +180,9 @@ class OpenAIProvider:
         finish_reason: str | None = None
         usage: dict[str, int] = {}
         try:
-            async with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body) as response:
+            async with self._client.stream(
+                "POST", f"{self.base_url}/chat/completions", json=body
+            ) as response:
                 if response.status_code >= 400:
                     raise error_from_response(response, await response.aread())
                 async for line in response.aiter_lines():
@@ -158,8 +199,10 @@ class OpenAIProvider:
                         if choice.get("finish_reason"):
                             finish_reason = choice["finish_reason"]
                         if delta.get("content") or delta.get("tool_calls"):
-                            yield ChatDelta(content=delta.get("content") or "", tool_calls=delta.get("tool_calls"))
-        except httpx.HTTPError as exc:
+                            yield ChatDelta(
+                                content=delta.get("content") or "", tool_calls=delta.get("tool_calls")
+                            )
+        except (httpx.HTTPError, EgressDenied) as exc:
             raise transport_error(exc) from exc
         yield ChatDelta(
             finish_reason=finish_reason or "stop",
@@ -172,7 +215,7 @@ class OpenAIProvider:
             response = await self._client.post(
                 f"{self.base_url}/embeddings", json={"model": provider_model, "input": texts}
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, EgressDenied) as exc:
             raise transport_error(exc) from exc
         if response.status_code >= 400:
             raise error_from_response(response, response.content)

@@ -5,7 +5,7 @@
 // (the monitoring process on its own port) they are the other services' URLs, which allow it by CORS.
 
 const TOKEN_KEY = "alp.token";
-const ROLES = ["viewer", "operator", "admin"];
+const ROLES = ["viewer", "operator", "admin", "platform_admin"];
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const FEED_MAX = 100;
 const TASKS_MAX = 50;
@@ -150,6 +150,44 @@ function renderTasks() {
     h("td", {}, t.assigned_agent ?? "–"), h("td", {}, t.priority), h("td", {}, time(t.created_at)))));
 }
 
+/** The agent run's steps (model calls and tool calls), from the execution service's action log. */
+function renderSteps(steps, taskId) {
+  if (!steps?.length) return null;
+  const what = (s) => s.kind === "tool" ? `${s.name}(${JSON.stringify(s.arguments ?? {}).slice(0, 120)})`
+    : (s.tool_calls?.length ? `${s.name} → ${s.tool_calls.map((c) => c.function?.name).join(", ")}` : s.name);
+  return h("table", { class: "table steps" },
+    h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Step"), h("th", {}, "Status"), h("th", {}, "ms"),
+                              h("th", {}, "Output"))),
+    h("tbody", {}, steps.map((s) => h("tr", { "data-step": s.number, "data-kind": s.kind },
+      h("td", {}, s.number), h("td", { class: "desc", title: what(s) }, what(s)),
+      h("td", { class: `status ${s.status}` }, s.error_kind ? `${s.status} (${s.error_kind})` : s.status),
+      h("td", {}, num(s.latency_ms, 0)),
+      h("td", { class: "desc", title: s.output }, s.status === "awaiting_approval" && canWrite() && taskId
+        ? [h("button", { type: "button", class: "plain", "data-approve": s.number, onclick: () => decide(taskId, s.number, "approve") }, "✓ Approve"),
+           h("button", { type: "button", class: "plain", "data-deny": s.number, onclick: () => decide(taskId, s.number, "deny") }, "✗ Deny")]
+        : (s.error ?? s.output ?? "").slice(0, 160))))));
+}
+
+/** Buttons that move a task on: approve or cancel one held for review, retry a failed or cancelled one. */
+function taskActions(t) {
+  if (!canWrite()) return null;
+  const button = (label, action, path) => h("button", { type: "button", class: "plain", "data-action": action,
+    onclick: () => act(t.task_id, path) }, label);
+  if (t.status === "awaiting_review") return h("div", { class: "actions" }, button("✓ Approve", "approve", "approve"),
+                                               button("✗ Cancel", "cancel", "cancel"));
+  if (t.status === "failed" || t.status === "cancelled") return h("div", { class: "actions" }, button("↻ Retry", "retry", "retry"));
+  return null;
+}
+
+async function act(taskId, path) {
+  try { await call(`/tasks/${encodeURIComponent(taskId)}/${path}`, { method: "POST", base: "api" }); await refreshTask(taskId); }
+  catch (error) { guard(error); $("#action-result") && ($("#action-result").textContent = error.message); }
+}
+
+async function decide(taskId, number, verdict) {
+  await act(taskId, `steps/${number}/${verdict}`);
+}
+
 function renderDetail(t) {
   const feedback = canWrite() && FINISHED.has(t.status) && t.status !== "cancelled"
     ? h("div", { class: "feedback" }, "Was this good?",
@@ -178,7 +216,8 @@ function renderDetail(t) {
     h("p", {}, t.description),
     t.result ? h("pre", { class: "result" }, t.result) : null,
     t.error ? h("p", { class: "error" }, t.error) : null,
-    feedback, attempts, rewards);
+    taskActions(t), h("span", { id: "action-result", class: "note" }), feedback, attempts, renderSteps(t.steps, t.task_id),
+    rewards);
 }
 
 // -- data -------------------------------------------------------------------------------------------------
@@ -205,6 +244,10 @@ async function loadAgents() {
 
 async function refreshTask(taskId) {
   const task = await call(`/tasks/${encodeURIComponent(taskId)}`, { base: "api" });
+  if (state.selected === task.task_id) {
+    task.steps = await call(`/api/v2/actions/${encodeURIComponent(taskId)}`, { base: "agents" })
+      .then((log) => log.steps).catch((error) => { if (error instanceof Unauthorized) throw error; return []; });
+  }
   state.tasks.set(task.task_id, task);
   renderTasks();
   if (state.selected === task.task_id) renderDetail(task);
