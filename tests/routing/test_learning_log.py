@@ -4,6 +4,7 @@ replaced by parts, and a restored policy folds the lessons stored after its snap
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -206,5 +207,31 @@ async def test_a_restored_policy_folds_the_lessons_after_its_snapshot_in_order(d
             for agent, (a_inv, b) in reference.models.items():
                 np.testing.assert_array_equal(policy.models[agent][0], a_inv)
                 np.testing.assert_array_equal(policy.models[agent][1], b)
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("newer_first", [False, True])
+async def test_two_first_snapshots_at_once_the_newer_wins(database_url, newer_first):
+    """Two saves of a policy nobody has saved yet, at the same moment (a process's background snapshot and
+    its flush, or two replicas): the newer place is stored whichever commits first, the older is refused.
+    On PostgreSQL both used to insert the first row and the loser got an IntegrityError, refused even
+    when it was the newer."""
+    db = Database(database_url)
+    await db.upgrade()
+    try:
+        log = PolicyLog(db)
+        older = {"": b"\x01older", "arm/qa_tester": b"\x01qa"}
+        newer = {"": b"\x01newer", "arm/devops_engineer": b"\x01devops"}
+        saves = [log.save("default", "linucb", 6, older), log.save("default", "linucb", 12, newer)]
+        if newer_first:
+            saves.reverse()
+        results = await asyncio.gather(*saves)
+        saved = dict(zip([12, 6] if newer_first else [6, 12], results, strict=True))
+        assert saved[12] is True
+        seq, parts = await log.snapshot("default", "linucb")
+        assert seq == 12 and parts[""] == b"\x01newer" and parts["arm/devops_engineer"] == b"\x01devops"
+        if not saved[6]:
+            assert "arm/qa_tester" not in parts  # a refused save writes none of its parts
     finally:
         await db.close()

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_lightning.core.db import Database, utcnow
@@ -194,63 +193,28 @@ class PolicyLog:
         return (places[GLOBAL_PART], parts) if GLOBAL_PART in parts else None
 
     async def save(self, tenant: str, policy: str, seq: int, parts: dict[str, bytes]) -> bool:
-        """Store `parts` as of place `seq`, unless the stored snapshot is as new (compare-and-set on the
-        global part, whose row lock serialises writers); False when it was."""
-        key = (tenant_is(PolicyPartRow, tenant), PolicyPartRow.policy == policy)
-        now = utcnow()
-        try:
-            async with self.db.session() as session:
-                claimed = await session.execute(
-                    update(PolicyPartRow)
-                    .where(*key, PolicyPartRow.part == GLOBAL_PART, PolicyPartRow.seq < seq)
-                    .values(seq=seq, data=parts[GLOBAL_PART], updated_at=now)
+        """Store `parts` as of place `seq`, unless the stored snapshot is as new: False then. The global
+        part is claimed first, in one statement (insert, or update only when older), so its row serialises
+        writers, the first snapshot's included: a second writer waits for the first to commit, then wins
+        only with a newer place."""
+        insert = self.db.insert(PolicyPartRow)
+        rows = [
+            {"tenant_id": tenant, "policy": policy, "part": name, "seq": seq, "data": data, "updated_at": utcnow()}
+            for name, data in parts.items()
+        ]
+        upsert = {"seq": insert.excluded.seq, "data": insert.excluded.data, "updated_at": insert.excluded.updated_at}
+        key = ["tenant_id", "policy", "part"]
+        async with self.db.session() as session:
+            claimed = await session.execute(
+                insert.values([row for row in rows if row["part"] == GLOBAL_PART]).on_conflict_do_update(
+                    index_elements=key, set_=upsert, where=PolicyPartRow.seq < insert.excluded.seq
                 )
-                if claimed.rowcount != 1:
-                    if (
-                        await session.scalar(
-                            select(PolicyPartRow.seq).where(*key, PolicyPartRow.part == GLOBAL_PART)
-                        )
-                        is not None
-                    ):
-                        return False
-                    session.add(
-                        PolicyPartRow(
-                            tenant_id=tenant,
-                            policy=policy,
-                            part=GLOBAL_PART,
-                            seq=seq,
-                            data=parts[GLOBAL_PART],
-                            updated_at=now,
-                        )
-                    )
-                    await session.flush()
-                rows = [
-                    {
-                        "tenant_id": tenant,
-                        "policy": policy,
-                        "part": name,
-                        "seq": seq,
-                        "data": data,
-                        "updated_at": now,
-                    }
-                    for name, data in parts.items()
-                    if name != GLOBAL_PART
-                ]
-                if rows:
-                    insert = self.db.insert(PolicyPartRow)
-                    await session.execute(
-                        insert.on_conflict_do_update(
-                            index_elements=["tenant_id", "policy", "part"],
-                            set_={
-                                "seq": insert.excluded.seq,
-                                "data": insert.excluded.data,
-                                "updated_at": insert.excluded.updated_at,
-                            },
-                        ),
-                        rows,
-                    )
-        except IntegrityError:  # another process stored the first snapshot at the same moment
-            return False
+            )
+            if claimed.rowcount != 1:
+                return False
+            others = [row for row in rows if row["part"] != GLOBAL_PART]
+            if others:
+                await session.execute(insert.on_conflict_do_update(index_elements=key, set_=upsert), others)
         return True
 
 
