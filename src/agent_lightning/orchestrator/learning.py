@@ -199,10 +199,21 @@ class PolicyLog:
         only with a newer place."""
         insert = self.db.insert(PolicyPartRow)
         rows = [
-            {"tenant_id": tenant, "policy": policy, "part": name, "seq": seq, "data": data, "updated_at": utcnow()}
+            {
+                "tenant_id": tenant,
+                "policy": policy,
+                "part": name,
+                "seq": seq,
+                "data": data,
+                "updated_at": utcnow(),
+            }
             for name, data in parts.items()
         ]
-        upsert = {"seq": insert.excluded.seq, "data": insert.excluded.data, "updated_at": insert.excluded.updated_at}
+        upsert = {
+            "seq": insert.excluded.seq,
+            "data": insert.excluded.data,
+            "updated_at": insert.excluded.updated_at,
+        }
         key = ["tenant_id", "policy", "part"]
         async with self.db.session() as session:
             claimed = await session.execute(
