@@ -55,3 +55,27 @@ async def test_a_half_open_breaker_lets_one_trial_through_and_the_other_calls_go
         await caller.close()
         for server in (dead, live):
             server.close()
+
+
+async def test_a_call_given_up_by_its_deadline_counts_against_the_replica() -> None:
+    """A replica cut off mid-call never answers; the task's deadline (shorter than the call's own timeout)
+    gives up on it. Such calls count as its failures: once its breaker opens, calls go to the live replica.
+    They counted for nothing, so the dead replica kept its turn and every other call waited out a deadline."""
+    dead, dead_url, dead_calls = await _server(answer=False)
+    live, live_url, _ = await _server(answer=True)
+    caller = ServiceCaller(
+        "execution", [dead_url, live_url], timeout_s=30.0, retries=0, breaker_failures=2, breaker_reset_s=60
+    )
+    try:
+        outcomes = []
+        for _ in range(8):
+            try:
+                outcomes.append((await asyncio.wait_for(caller.request("GET", ["/work"]), 0.3)).status_code)
+            except TimeoutError:
+                outcomes.append("deadline")
+        assert outcomes == ["deadline", 200, "deadline", 200, 200, 200, 200, 200]
+        assert dead_calls == [2] and caller.breakers[dead_url].state == "open"
+    finally:
+        await caller.close()
+        for server in (dead, live):
+            server.close()

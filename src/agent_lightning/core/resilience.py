@@ -18,6 +18,10 @@ from agent_lightning.core.logging import CORRELATION_HEADER, current_correlation
 
 log = get_logger(__name__)
 
+CONNECT_TIMEOUT_S = 5.0
+"""At most this long to open a connection, whatever a call's own timeout: a host that is gone (its link cut,
+SYNs dropped) fails the call in seconds, not when the answer's much longer timeout runs out."""
+
 
 def backoff_delay(attempt: int, base: float, cap: float = 10.0, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)]."""
@@ -99,7 +103,8 @@ class ServiceCaller:
         self.backoff_s = backoff_s
         self.breakers = {url: CircuitBreaker(breaker_failures, breaker_reset_s) for url in self.base_urls}
         self._next = itertools.cycle(range(len(self.base_urls)))
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._connect_s = min(timeout_s, CONNECT_TIMEOUT_S)
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=self._connect_s))
         tracing.instrument_client(self._client)  # with ALP_TRACING: a client span and `traceparent` per call
 
     async def close(self) -> None:
@@ -140,6 +145,14 @@ class ServiceCaller:
                     self.breakers[base].record_failure()
                     last_error = exc
                     log.warning("service_call_failed", service=self.name, base=base, error=str(exc))
+                except asyncio.CancelledError:
+                    # The caller gave up before this replica answered: a task's deadline ran out on it. It
+                    # counts against the replica, as its own timeout would: one cut off mid-call never
+                    # answers, and without this it kept its turn in the rotation, every call sent there
+                    # waiting out a deadline. (Any success resets the count, so a rare cancel by a person
+                    # does not take a healthy replica out.)
+                    self.breakers[base].record_failure()
+                    raise
             if attempt < self.retries:
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_s))
         raise Unavailable(f"The {self.name} service is unavailable.", details={"last_error": str(last_error)})
@@ -151,8 +164,8 @@ class ServiceCaller:
         response: httpx.Response | None = None
         for path in paths:
             kwargs: dict[str, Any] = {"json": json, "params": params, "headers": headers}
-            if timeout_s is not None:
-                kwargs["timeout"] = timeout_s
+            if timeout_s is not None:  # a longer wait for the answer, not for the connection
+                kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(timeout_s, self._connect_s))
             response = await self._client.request(method, base + path, **kwargs)
             if response.status_code < 400:
                 self.breakers[base].record_success()
