@@ -9,6 +9,7 @@ import collections
 import json
 
 import numpy as np
+import pytest
 
 from agent_lightning.bench import routing_family as family
 from agent_lightning.orchestrator.learning import decode_part, encode_part
@@ -59,8 +60,35 @@ def test_a_better_newcomer_is_adopted_and_a_worse_one_dropped():
     assert max(worse) <= 0.03, worse
 
 
-def _taught(n: int, seed: int = 1) -> tuple[TopicPolicy, family.World]:
-    policy = TopicPolicy(seed=seed)
+def test_on_todays_world_it_is_no_worse_than_linucb():
+    # The platform's own fleet, keyword-rich descriptions and good Q priors, where three of the six
+    # categories' best agents are not the ones the prior names; stream seeds neither tuned nor reported on.
+    # The earlier `topics` (a prior worth 2 observations, no doubt about it, Thompson sampling: `doubt=0,
+    # bonus=None`) lost here, 186 against 162; 151 when written.
+    topics, per_agent = 0.0, 0.0
+    for seed in (11, 12, 13):
+        w = family.today_world(seed, 2500)
+        topics += family.run_world(make_policy("topics", seed=1), w).regret[-1] / 3
+        per_agent += family.run_world(make_policy("linucb", seed=1), w).regret[-1] / 3
+    assert topics <= 1.05 * per_agent, (topics, per_agent)
+
+
+def test_a_confident_prior_that_the_rewards_contradict_gives_way():
+    policy = TopicPolicy()
+    prior = np.asarray([[0.23]])  # an agent whose declared expertise misses what it does best
+    sums, counts = np.asarray([[2.7]]), np.asarray([[3.0]])  # three rewards averaging 0.9
+    mean, variance = policy._arm_posterior(prior, counts, sums)
+    assert mean[0, 0] > 0.75, mean  # a prior worth 2 observations, held without doubt, said (0.46+2.7)/5
+    mean, _ = policy._arm_posterior(np.asarray([[0.8]]), counts, sums)
+    assert mean[0, 0] > 0.85, mean  # a prior the rewards confirm stays in force
+    mean, variance = policy._arm_posterior(prior, np.zeros((1, 1)), np.zeros((1, 1)))
+    assert 0.23 < mean[0, 0] < 0.5 and variance[0, 0] > policy.noise**2 / policy.prior_weight
+    certain = TopicPolicy(doubt=0.0)._arm_posterior(prior, counts, sums)[0]
+    assert abs(certain[0, 0] - (2 * 0.23 + 2.7) / 5) < 1e-9
+
+
+def _taught(n: int, seed: int = 1, bonus: float | None = 1.5) -> tuple[TopicPolicy, family.World]:
+    policy = TopicPolicy(seed=seed, bonus=bonus)
     w = _cold_world(2002, n)
     family.run_world(policy, w)
     return policy, w
@@ -105,12 +133,13 @@ def test_lessons_of_another_policy_are_ignored():
     assert policy.updates == 0
 
 
-def test_the_logged_probability_is_the_real_chance_and_never_zero():
+@pytest.mark.parametrize("bonus", [1.5, None], ids=["upper-bound", "thompson"])
+def test_the_logged_probability_is_the_real_chance_and_never_zero(bonus: float | None):
     means, sds = np.asarray([0.5, 0.6, 0.55, 0.1]), np.asarray([0.1, 0.05, 0.2, 0.01])
     exact = thompson_probabilities(means, sds)
     draws = np.random.default_rng(0).normal(means, sds, size=(200_000, 4)).argmax(axis=1)
     assert np.allclose(exact, np.bincount(draws, minlength=4) / len(draws), atol=0.005)
-    policy, w = _taught(300, seed=4)
+    policy, w = _taught(300, seed=4, bonus=bonus)
     task = family.generate(2002).tasks[400]
     context = RoutingContext(task.description)
     candidates = [Candidate(a, 0.5) for a in w.skill]

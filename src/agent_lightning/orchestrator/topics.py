@@ -1,5 +1,5 @@
-"""`topics`: routing on task topics learned from the words of every task, and Thompson sampling per (topic,
-agent).
+"""`topics`: routing on task topics learned from the words of every task, and an upper confidence bound per
+(topic, agent) whose prior admits it may be wrong.
 
 What tells which agent fits a task is its topic (web, billing, translation, …); which words name which
 topic nobody wrote down for a new fleet. The words of the tasks themselves say it: words of one topic
@@ -8,18 +8,22 @@ hashed, and the agent's reward) and refits on it, every `refit_every` lessons, a
 over the task's distinctive words (words in more than `common` of the tasks, like "the" or a template's
 phrasing, weigh almost nothing) by EM, so every task, whichever agent it went to, teaches the topics. A
 task is then a posterior over `topics` topics, and an agent's expected reward on it is the posterior's mix
-of its means per topic. Each mean is a Gaussian posterior whose prior is the agent's expected reward from
-its capability score and the seed's Q prior, with weights of those two features learned from every
-agent's rewards (a ridge regression on [1, capability, Q prior], starting at the seed's blend), worth
-`prior_weight` observations. The choice samples each agent's value from its posterior (Thompson sampling):
-an agent with little evidence — a newcomer — is tried in proportion to its chance of being the best, which
-its prior's uncertainty keeps real, until its value is known; a clearly worse one stops being tried after
-a few trials.
+of its means per topic.
+
+Each mean starts from a prior: the agent's expected reward from its capability score and the seed's Q
+prior (the seed's blend; `calibration_strength` holds its weights there), worth `prior_weight`
+observations. That prior is often right and sometimes badly wrong (an agent whose declared expertise
+misses what it does best), so it is held with doubt: with chance 1 − `doubt` it is right, with chance
+`doubt` the agent's mean is anywhere around `doubt_centre` (sd `doubt_spread`), and the rewards reweigh
+the two. An agent the prior ranks low is therefore uncertain enough to be tried, and a few good rewards
+overturn the prior instead of being averaged with it. The choice is the best upper bound, `bonus`
+standard deviations above the mean (`bonus=None`: Thompson sampling from the same posteriors instead).
 
 Like `linucb`: evidence is discounted (`discount` per lesson), a one-sided CUSUM on each agent's
 prediction errors forgets its evidence when it starts doing clearly worse than predicted, and ε of the
-choices explore by a softmax of the means, so every logged choice has a known probability > 0 (the
-Thompson part's probability is computed exactly, by integration over the value of the best).
+choices explore by a softmax of the bounds, so every logged choice has a known probability > 0 (with
+Thompson sampling, the sampling's probability is computed exactly, by integration over the value of the
+best).
 
 The state: the window of lessons and the fitted topics in the global part, each agent's per-topic counts
 and drift detector in its own part; a refit rewrites every agent's part. Every update and refit is a
@@ -96,7 +100,7 @@ def thompson_probabilities(means: np.ndarray, sds: np.ndarray) -> np.ndarray:
 
 
 class TopicPolicy:
-    """Topics of tasks learned from every task's words; Thompson sampling per (topic, agent)."""
+    """Topics of tasks learned from every task's words; an upper confidence bound per (topic, agent)."""
 
     name = "topics"
 
@@ -113,6 +117,10 @@ class TopicPolicy:
         composition: str = "posterior",
         sharpen: float = 1.0,
         prior_weight: float = 2.0,
+        doubt: float = 0.3,
+        doubt_centre: float = 0.5,
+        doubt_spread: float = 0.25,
+        bonus: float | None = 1.5,
         noise: float = 0.2,
         calibration_strength: float = 1e6,
         discount: float = 0.9995,
@@ -128,6 +136,8 @@ class TopicPolicy:
         self.common, self.em_iterations, self.smoothing = common, em_iterations, smoothing
         self.position_decay, self.composition, self.sharpen = position_decay, composition, sharpen
         self.prior_weight, self.noise, self.calibration_strength = prior_weight, noise, calibration_strength
+        self.doubt, self.doubt_spread, self.doubt_centre = doubt, doubt_spread, doubt_centre
+        self.bonus = bonus
         self.discount, self.epsilon, self.temperature = discount, epsilon, temperature
         self.drift_slack, self.drift_threshold, self.cost_lambda = drift_slack, drift_threshold, cost_lambda
         self.newcomer_after = newcomer_after
@@ -327,11 +337,11 @@ class TopicPolicy:
         beta = np.linalg.solve(self.cal_a, self.cal_b)
         rows = np.asarray([[1.0, c.capability, _q_prior(shares, c.agent_id)] for c in candidates])
         priors = np.clip(rows @ beta, 0.0, 1.0)
-        k = self.prior_weight
         arms = [self._arm(c.agent_id) for c in candidates]
         counts = np.stack([a[0] for a in arms])
         sums = np.stack([a[1] for a in arms])
-        per_topic = (k * priors[:, None] + sums) / (k + counts)
+        prior = np.repeat(priors[:, None], counts.shape[1], axis=1)
+        per_topic, variance = self._arm_posterior(prior, counts, sums)
         plain = per_topic @ topic  # without a newcomer's optimism: what its drift detector compares with
         late = [i for i, c in enumerate(candidates) if self._newcomer(c.agent_id)]
         if late and len(late) < len(candidates):
@@ -339,11 +349,39 @@ class TopicPolicy:
             # trials until its rewards say what it is worth.
             best = per_topic[[i for i in range(len(candidates)) if i not in late]].max(axis=0)
             optimistic = np.maximum(priors[late, None], best[None, :])
-            per_topic[late] = (k * optimistic + sums[late]) / (k + counts[late])
-        variance = self.noise**2 / (k + counts)
+            per_topic[late], variance[late] = self._arm_posterior(optimistic, counts[late], sums[late])
         means = per_topic @ topic
         sds = np.sqrt(variance @ topic)
         return main_bucket(shares), words, rows, means, sds, plain
+
+    def _arm_posterior(
+        self, prior: np.ndarray, counts: np.ndarray, sums: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of arms' rewards given their (discounted) counts and sums. The prior is a
+        mix: with chance 1 − `doubt` the seed's blend is right (worth `prior_weight` observations), with
+        chance `doubt` it is wrong (a broad prior around it, sd `doubt_spread`); the evidence reweighs
+        the two, so an agent whose rewards contradict a confident prior soon leaves it behind. The
+        mix is reported by its mean and variance."""
+        noise2 = self.noise**2
+        right_var = noise2 / self.prior_weight
+        precision = 1.0 / right_var + counts / noise2
+        mean = (prior / right_var + sums / noise2) / precision
+        if not self.doubt:
+            return mean, 1.0 / precision
+        wide_var = self.doubt_spread**2
+        wide_precision = 1.0 / wide_var + counts / noise2
+        centre = self.doubt_centre
+        wide_mean = (centre / wide_var + sums / noise2) / wide_precision
+        # log evidence of each prior (the terms both share dropped)
+        log_right = 0.5 * (np.log(1.0 / (precision * right_var)) + mean**2 * precision - prior**2 / right_var)
+        log_wide = 0.5 * (
+            np.log(1.0 / (wide_precision * wide_var)) + wide_mean**2 * wide_precision - centre**2 / wide_var
+        )
+        odds = np.clip(log_wide - log_right + math.log(self.doubt / (1.0 - self.doubt)), -50.0, 50.0)
+        wide = 1.0 / (1.0 + np.exp(-odds))
+        mixed = (1 - wide) * mean + wide * wide_mean
+        second = (1 - wide) * (1.0 / precision + mean**2) + wide * (1.0 / wide_precision + wide_mean**2)
+        return mixed, np.maximum(second - mixed**2, 1e-12)
 
     def _choice(
         self, state, words, rows, means, plain, candidates, picked: int, probability: float
@@ -372,18 +410,30 @@ class TopicPolicy:
         best = max(range(len(means)), key=lambda i: means[i])
         return self._choice(state, words, rows, means, plain, candidates, best, 1.0)
 
+    def _explored(self, means: np.ndarray, sds: np.ndarray) -> np.ndarray:
+        """What the choice ranks: upper bounds (`bonus` sds above the mean), or the means when the choice
+        is Thompson sampling; ε of the choices are a softmax of them."""
+        return means if self.bonus is None else means + self.bonus * sds
+
     def _probabilities(self, means: np.ndarray, sds: np.ndarray) -> np.ndarray:
         if len(means) == 1:
             return np.ones(1)
-        return (1 - self.epsilon) * thompson_probabilities(means, sds) + self.epsilon * _softmax(
-            means, self.temperature
-        )
+        ranked = self._explored(means, sds)
+        if self.bonus is None:
+            chosen = thompson_probabilities(means, sds)
+        else:
+            chosen = np.zeros(len(means))
+            chosen[int(np.argmax(ranked))] = 1.0
+        return (1 - self.epsilon) * chosen + self.epsilon * _softmax(ranked, self.temperature)
 
     def choose(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
         state, words, rows, means, sds, plain = self._values(context, candidates)
         n = len(candidates)
+        ranked = self._explored(means, sds)
         if n > 1 and self._rng.random() < self.epsilon:
-            picked = self._rng.choices(range(n), weights=list(_softmax(means, self.temperature)))[0]
+            picked = self._rng.choices(range(n), weights=list(_softmax(ranked, self.temperature)))[0]
+        elif self.bonus is not None:
+            picked = int(np.argmax(ranked))
         else:
             picked = int(np.argmax(self._np_rng.normal(means, sds)))
         probability = float(self._probabilities(means, sds)[picked])
