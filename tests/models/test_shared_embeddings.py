@@ -66,7 +66,8 @@ async def test_a_failure_reaches_every_waiter_and_is_not_cached():
 
 
 async def test_a_task_text_is_embedded_once_for_routing_and_knowledge(settings):
-    async with embedded_app(settings) as client:
+    # linucb: a policy that routes on the embedding (the default, topics, reads the words alone)
+    async with embedded_app(settings.model_copy(update={"policy": "linucb"})) as client:
         embedder = client.app.state.platform.model_service.embedder
         before = embedder.computed
         description = "Tune the connection pool of the billing database for the Monday peak"

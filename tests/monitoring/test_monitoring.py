@@ -71,7 +71,7 @@ async def test_summary_counts_what_happened(monitored, provider):
     async with running_app(monitored, provider) as client:
         empty = Summary.model_validate((await client.get("/monitoring/summary")).json())
         assert empty.total_tasks == 0 and empty.success_rate is None and empty.latency_s.p50 is None
-        assert empty.policy.name == "linucb" and empty.policy.default is True
+        assert empty.policy.name == "topics" and empty.policy.default is True
 
         first = await run(client, agent_id="full_stack_developer")
         second = await run(client, agent_id="full_stack_developer")
@@ -118,7 +118,7 @@ async def test_summary_counts_what_happened(monitored, provider):
         security = agents["security_expert"]
         assert (security.tasks, security.succeeded, security.failed, security.success_rate) == (1, 0, 1, 0.0)
         assert (
-            summary.policy.name == "linucb" and summary.policy.version >= 3
+            summary.policy.name == "topics" and summary.policy.version >= 3
         )  # two outcomes and one feedback
         health = {h.name: h for h in summary.health}
         assert health["database"].ok and health["queue"].ok and health["bus"].ok

@@ -21,9 +21,9 @@ async def _finished_task(client, description: str) -> str:
     return task_id
 
 
-async def test_the_default_policy_is_linucb_and_reports_per_agent_statistics(client):
+async def test_the_default_policy_is_topics_and_reports_per_agent_statistics(client):
     info = (await client.get("/policy")).json()
-    assert info["name"] == "linucb" and info["default"] is True and info["version"] == 0
+    assert info["name"] == "topics" and info["default"] is True and info["version"] == 0
     assert set(info["available"]) == {"seed-q", "capability", "thompson", "linucb", "shared", "topics"}
     assert info["agents"] == []
 
@@ -46,8 +46,8 @@ async def test_switching_policy_at_run_time_and_back_resumes_the_saved_state(cli
     assert task["decisions"][0]["policy"] == "thompson"
     assert (await client.get("/policy")).json()["version"] == 1, "thompson learned from its own decision"
 
-    back = (await client.put("/policy", json={"name": "linucb"})).json()
-    assert back["name"] == "linucb" and back["version"] == 1, "linucb's saved state is resumed"
+    back = (await client.put("/policy", json={"name": "topics"})).json()
+    assert back["name"] == "topics" and back["version"] == 1, "the saved state of topics is resumed"
 
 
 async def test_switching_refuses_unknown_policies_and_parameters(client):
@@ -55,7 +55,7 @@ async def test_switching_refuses_unknown_policies_and_parameters(client):
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "invalid_policy"
     bad = await client.put("/policy", json={"name": "thompson", "params": {"learning_rate": 1}})
     assert bad.status_code == 422
-    assert (await client.get("/policy")).json()["name"] == "linucb", "nothing was stored"
+    assert (await client.get("/policy")).json()["name"] == "topics", "nothing was stored"
 
 
 async def test_switching_can_be_turned_off(settings, provider):
@@ -80,7 +80,7 @@ async def test_the_decision_log_pages_and_joins_late_feedback(client):
     [oldest] = second["items"]
     assert [r["source"] for r in oldest["rewards"]] == ["outcome", "feedback"]
     assert oldest["rewards"][1]["reward"] == 0.8
-    assert oldest["policy"] == "linucb" and 0 < oldest["probability"] <= 1 and len(oldest["candidates"]) >= 7
+    assert oldest["policy"] == "topics" and 0 < oldest["probability"] <= 1 and len(oldest["candidates"]) >= 7
 
     none = (await client.get("/policy/decisions", params={"policy": "seed-q"})).json()
     assert none["items"] == []
@@ -97,7 +97,7 @@ async def test_offline_evaluation_of_another_policy_on_the_log(client):
     assert report["ips"]["low"] <= report["ips"]["value"] <= report["ips"]["high"]
     assert abs(report["doubly_robust"]["value"] - logged) < 0.2
 
-    mine = (await client.post("/policy/evaluate", json={"policy": "linucb"})).json()
+    mine = (await client.post("/policy/evaluate", json={"policy": "topics"})).json()
     assert mine["state"] == "learned"
     empty = (await client.post("/policy/evaluate", json={"policy": "seed-q", "logged_by": "thompson"})).json()
     assert empty["decisions"] == 0 and empty["ips"] is None
@@ -109,7 +109,7 @@ async def test_learned_state_survives_a_restart(settings, provider):
         task_id = await _finished_task(client, DEPLOY_TASK)
         await client.post(f"/tasks/{task_id}/feedback", json={"score": 2})
         before = (await client.post("/route", json={"description": DEPLOY_TASK})).json()
-    assert before["policy"] == {"name": "linucb", "version": 2}
+    assert before["policy"] == {"name": "topics", "version": 2}
 
     async with running_app(settings, provider) as client:
         assert (await client.post("/route", json={"description": DEPLOY_TASK})).json() == before
@@ -125,7 +125,7 @@ async def test_each_tenant_has_its_own_policy(client):
 
     assert await asyncio.create_task(as_tenant()) == ("acme", "seed-q")
     info = (await client.get("/policy")).json()
-    assert info["tenant_id"] == "default" and info["name"] == "linucb"
+    assert info["tenant_id"] == "default" and info["name"] == "topics"
 
 
 async def test_two_replicas_sharing_a_database_never_lose_each_others_updates(settings, provider):

@@ -26,9 +26,9 @@ def test_policy_commands(cluster):
     assert code == 0 and "devops_engineer" in output, output
 
     code, output = alp("policy", "show", "--url", url)
-    assert code == 0 and "Policy linucb v1 (deployment default)" in output and "devops_engineer" in output
+    assert code == 0 and "Policy topics v1 (deployment default)" in output and "devops_engineer" in output
     code, output = alp("policy", "decisions", "--url", url)
-    assert code == 0 and "linucb v0" in output and "outcome" in output
+    assert code == 0 and "topics v0" in output and "outcome" in output
     code, output = alp("policy", "evaluate", "capability", "--since", "2020-01-01", "--url", url)
     assert code == 0 and "on 1 rewarded decisions" in output and "doubly robust" in output, output
 

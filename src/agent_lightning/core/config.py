@@ -145,7 +145,7 @@ class Settings(BaseSettings):
 
     # Routing (see docs "Learning router").
     policy: str = Field(
-        default="linucb", description="seed-q, capability, thompson, linucb, shared or topics."
+        default="topics", description="seed-q, capability, thompson, linucb, shared or topics."
     )
     policy_params: dict[str, Any] = Field(default_factory=dict, description='JSON, e.g. {"alpha": 0.2}.')
     policy_cost_lambda: float = Field(
