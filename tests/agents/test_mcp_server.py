@@ -22,9 +22,7 @@ def data(result) -> object:
 
 
 async def test_mcp_clients_use_the_fleet_over_http_and_stdio(settings, provider):
-    # linucb: its confidence in a fresh deployment's choices is the prior (0.61 for the release notes, above
-    # the 0.6 review threshold); the default's (topics) is drawn towards 0.5 until rewards come in.
-    async with served(settings.model_copy(update={"policy": "linucb"}), provider) as live:
+    async with served(settings, provider) as live:
         async with Client(f"{live.base_url}/mcp/") as client:
             assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
             agents = data(await client.call_tool("list_agents", {}))

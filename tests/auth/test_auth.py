@@ -150,9 +150,7 @@ async def test_bad_expired_and_forged_tokens_are_401(settings: Settings) -> None
 
 
 async def test_roles_viewer_reads_operator_writes_admin_manages(settings: Settings) -> None:
-    # linucb: its confidence in a fresh deployment's choice for a haiku (the prior, 0.61) clears the review
-    # threshold of 0.6; the default's (topics) is drawn towards 0.5 until rewards come in
-    async with running_app(with_auth(settings, policy="linucb")) as client:
+    async with running_app(with_auth(settings)) as client:
         for name, role in (("vic", "viewer"), ("otto", "operator"), ("ada", "admin")):
             await add_user(client, name, role)
         viewer, operator, admin = [await bearer(client, n) for n in ("vic", "otto", "ada")]
@@ -293,9 +291,7 @@ async def test_api_keys_are_shown_once_stored_hashed_and_revocable(settings: Set
 
 
 async def test_tenant_comes_from_the_credential(settings: Settings) -> None:
-    # linucb: its confidence in a fresh deployment's choice for a haiku (the prior, 0.61) clears the review
-    # threshold of 0.6; the default's (topics) is drawn towards 0.5 until rewards come in
-    async with running_app(with_auth(settings, policy="linucb")) as client:
+    async with running_app(with_auth(settings)) as client:
         await add_user(client, "ada", "operator", tenant="default")
         await add_user(client, "bob", "admin", tenant="acme")
         ada = await bearer(client, "ada")

@@ -150,3 +150,14 @@ def test_the_logged_probability_is_the_real_chance_and_never_zero(bonus: float |
     for agent, p in chances.items():
         assert abs(picks[agent] / 3000 - p) < 0.03, (agent, picks[agent] / 3000, p)
     assert all(policy.choose(context, candidates).probability > 0 for _ in range(50))
+
+
+async def test_a_fresh_deployment_holds_no_everyday_task_for_review(client):
+    """Before any reward the confidence a choice reports is the seed's blend, as linucb's is: the doubt that
+    makes `topics` try low-ranked agents is no reason to hold a general task. (It reported 0.7·prior + 0.15:
+    0.58 for "Say hi", below the review threshold of 0.6, so 8 of 12 everyday tasks of a new deployment
+    waited for a person.)"""
+    assert (await client.get("/policy")).json()["name"] == "topics"
+    for text in ("Say hi", "Write a haiku about the sea", "What is the capital of France?", "Plan a trip"):
+        answer = (await client.post("/assign-task", json={"description": text})).json()
+        assert answer["status"] == "assigned" and answer["confidence"] >= 0.6, answer

@@ -343,6 +343,11 @@ class TopicPolicy:
         prior = np.repeat(priors[:, None], counts.shape[1], axis=1)
         per_topic, variance = self._arm_posterior(prior, counts, sums)
         plain = per_topic @ topic  # without a newcomer's optimism: what its drift detector compares with
+        # The confidence a choice reports (the review gate reads it): the same evidence, with the doubt
+        # centred on the seed's blend. The doubt's centre of 0.5 makes trying a low-ranked agent worth it;
+        # it is no belief that an agent is worse than its prior, so before any reward the confidence is the
+        # prior (as linucb's is), not 0.7·prior + 0.15, which held every general task of a new deployment.
+        expected = self._arm_posterior(prior, counts, sums, centre=prior)[0] @ topic
         late = [i for i, c in enumerate(candidates) if self._newcomer(c.agent_id)]
         if late and len(late) < len(candidates):
             # A newcomer starts, in every topic, as good as the best agent there: optimism that earns it
@@ -352,16 +357,16 @@ class TopicPolicy:
             per_topic[late], variance[late] = self._arm_posterior(optimistic, counts[late], sums[late])
         means = per_topic @ topic
         sds = np.sqrt(variance @ topic)
-        return main_bucket(shares), words, rows, means, sds, plain
+        return main_bucket(shares), words, rows, means, sds, plain, expected
 
     def _arm_posterior(
-        self, prior: np.ndarray, counts: np.ndarray, sums: np.ndarray
+        self, prior: np.ndarray, counts: np.ndarray, sums: np.ndarray, centre: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of arms' rewards given their (discounted) counts and sums. The prior is a
         mix: with chance 1 − `doubt` the seed's blend is right (worth `prior_weight` observations), with
         chance `doubt` it is wrong (a broad prior around it, sd `doubt_spread`); the evidence reweighs
         the two, so an agent whose rewards contradict a confident prior soon leaves it behind. The
-        mix is reported by its mean and variance."""
+        mix is reported by its mean and variance. `centre`: the broad prior's, instead of `doubt_centre`."""
         noise2 = self.noise**2
         right_var = noise2 / self.prior_weight
         precision = 1.0 / right_var + counts / noise2
@@ -370,12 +375,12 @@ class TopicPolicy:
             return mean, 1.0 / precision
         wide_var = self.doubt_spread**2
         wide_precision = 1.0 / wide_var + counts / noise2
-        centre = self.doubt_centre
-        wide_mean = (centre / wide_var + sums / noise2) / wide_precision
+        middle = self.doubt_centre if centre is None else centre
+        wide_mean = (middle / wide_var + sums / noise2) / wide_precision
         # log evidence of each prior (the terms both share dropped)
         log_right = 0.5 * (np.log(1.0 / (precision * right_var)) + mean**2 * precision - prior**2 / right_var)
         log_wide = 0.5 * (
-            np.log(1.0 / (wide_precision * wide_var)) + wide_mean**2 * wide_precision - centre**2 / wide_var
+            np.log(1.0 / (wide_precision * wide_var)) + wide_mean**2 * wide_precision - middle**2 / wide_var
         )
         odds = np.clip(log_wide - log_right + math.log(self.doubt / (1.0 - self.doubt)), -50.0, 50.0)
         wide = 1.0 / (1.0 + np.exp(-odds))
@@ -384,7 +389,7 @@ class TopicPolicy:
         return mixed, np.maximum(second - mixed**2, 1e-12)
 
     def _choice(
-        self, state, words, rows, means, plain, candidates, picked: int, probability: float
+        self, state, words, rows, means, plain, expected, candidates, picked: int, probability: float
     ) -> Choice:
         features = {
             "words": words,
@@ -402,13 +407,13 @@ class TopicPolicy:
             }
             for i in order
         ]
-        confidence = round(min(max(float(means[picked]), 0.0), 1.0), 4)
+        confidence = round(min(max(float(expected[picked]), 0.0), 1.0), 4)
         return Choice(candidates[picked].agent_id, confidence, round(probability, 6), state, scores, features)
 
     def score(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
-        state, words, rows, means, _, plain = self._values(context, candidates)
+        state, words, rows, means, _, plain, expected = self._values(context, candidates)
         best = max(range(len(means)), key=lambda i: means[i])
-        return self._choice(state, words, rows, means, plain, candidates, best, 1.0)
+        return self._choice(state, words, rows, means, plain, expected, candidates, best, 1.0)
 
     def _explored(self, means: np.ndarray, sds: np.ndarray) -> np.ndarray:
         """What the choice ranks: upper bounds (`bonus` sds above the mean), or the means when the choice
@@ -427,7 +432,7 @@ class TopicPolicy:
         return (1 - self.epsilon) * chosen + self.epsilon * _softmax(ranked, self.temperature)
 
     def choose(self, context: RoutingContext, candidates: list[Candidate]) -> Choice:
-        state, words, rows, means, sds, plain = self._values(context, candidates)
+        state, words, rows, means, sds, plain, expected = self._values(context, candidates)
         n = len(candidates)
         ranked = self._explored(means, sds)
         if n > 1 and self._rng.random() < self.epsilon:
@@ -437,10 +442,12 @@ class TopicPolicy:
         else:
             picked = int(np.argmax(self._np_rng.normal(means, sds)))
         probability = float(self._probabilities(means, sds)[picked])
-        return self._choice(state, words, rows, means, plain, candidates, picked, max(probability, 1e-6))
+        return self._choice(
+            state, words, rows, means, plain, expected, candidates, picked, max(probability, 1e-6)
+        )
 
     def probabilities(self, context: RoutingContext, candidates: list[Candidate]) -> dict[str, float]:
-        _, _, _, means, sds, _ = self._values(context, candidates)
+        _, _, _, means, sds, _, _ = self._values(context, candidates)
         chances = self._probabilities(means, sds)
         return {c.agent_id: float(p) for c, p in zip(candidates, chances, strict=True)}
 
