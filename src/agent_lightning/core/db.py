@@ -115,6 +115,7 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": timeout_s})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self.engine.sync_engine.dialect.do_terminate = _stop_aiosqlite  # type: ignore[method-assign]
         else:
             sizing = {"pool_size": pool_size, "max_overflow": pool_size} if pool_size else {}
             self.engine = create_async_engine(
@@ -204,6 +205,16 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _stop_aiosqlite(dbapi_connection) -> None:
+    """A connection the pool gives up (a task cancelled in the middle of a statement) is stopped, not closed
+    "gracefully": SQLAlchemy's graceful close awaits aiosqlite's `close()` in a task of its own, and when the
+    task of the statement is cancelled again meanwhile (a shutdown cancels its background loops twice) it
+    also stops the connection's thread, after which that close waits for ever on a thread that has gone; the
+    event loop could then never finish (the process hung at its exit). Stopping queues the close behind the
+    statement on the connection's thread and waits for nothing; a file has no server to say goodbye to."""
+    dbapi_connection._terminate_force_close()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
