@@ -15,6 +15,7 @@ Needs root (network namespaces) and the machine's PostgreSQL, NATS and Redis bin
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -39,6 +40,7 @@ PG_BIN = (
     else None
 )
 TASKS = 500
+NET_LOCK = Path(tempfile.gettempdir()) / "alp-test-multihost-net.lock"
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,11 +75,8 @@ class Hosts:
     def __init__(self, names: list[str], aliases: dict[str, list[str]]) -> None:
         tag = secrets.token_hex(2)
         self.bridge = f"alpbr{tag}"
-        used = sh("ip", "-o", "-4", "addr").stdout
-        third = next(n for n in range(10, 250) if f"10.213.{n}." not in used)
-        self.net = f"10.213.{third}"
+        self.names = names
         self.ns = {name: f"alp{tag}-{name}" for name in names}
-        self.ip = {name: f"{self.net}.{i + 2}" for i, name in enumerate(names)}
         self.veth = {name: f"v{tag}{i}" for i, name in enumerate(names)}
         self.aliases = aliases
         self.processes: list[subprocess.Popen] = []
@@ -85,7 +84,15 @@ class Hosts:
 
     def __enter__(self) -> Hosts:
         sh("ip", "link", "add", self.bridge, "type", "bridge")
-        sh("ip", "addr", "add", f"{self.net}.1/24", "dev", self.bridge)
+        # A /24 no other run of this test on the machine has (another checkout's CI, a pytest-xdist worker):
+        # chosen and given to the bridge under a lock, so two runs starting together never pick the same one.
+        with open(NET_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            used = sh("ip", "-o", "-4", "addr").stdout
+            third = next(n for n in range(10, 250) if f"10.213.{n}." not in used)
+            self.net = f"10.213.{third}"
+            sh("ip", "addr", "add", f"{self.net}.1/24", "dev", self.bridge)
+        self.ip = {name: f"{self.net}.{i + 2}" for i, name in enumerate(self.names)}
         sh("ip", "link", "set", self.bridge, "up")
         hosts = "127.0.0.1 localhost\n" + "".join(
             f"{self.ip[name]} {' '.join([f'{name}.internal', *self.aliases.get(name, [])])}\n"
