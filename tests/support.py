@@ -114,6 +114,9 @@ class Cluster:
             "ALP_Q_EPSILON": "0",
             "ALP_POLICY_PARAMS": '{"epsilon": 0}',
             "ALP_SHUTDOWN_GRACE_S": "0",
+            # At most 10 PostgreSQL connections a process (the default is 32): a test of three replicas and
+            # one beside it on another pytest-xdist worker stay under the server's 100.
+            "ALP_DB_POOL_SIZE": "5",
             **env,
         }
         self.processes[name] = subprocess.Popen(
