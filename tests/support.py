@@ -55,7 +55,9 @@ async def served(settings, provider=None, *, services=None):
                 break
             await asyncio.sleep(0.02)
         assert server.started, "uvicorn did not start"
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        # 30 s, not httpx's 5: a loaded CI machine (two xdist workers, server processes) once kept a
+        # request of tests/models/test_tenant_models.py past 5 s; a test asserts answers, not their speed.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             client.app = app
             client.ws = f"ws://127.0.0.1:{port}/ws/events"
             yield client
