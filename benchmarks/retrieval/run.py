@@ -168,28 +168,7 @@ async def load_texts(
     benchmark loads them (no vectors: full-text only); chunk key → item id."""
     now = datetime.now(UTC)
     rows = passages + [(f"distractor{n:07d}", "", body) for n, body in enumerate(distractors)]
-    items = {
-        item_id: dict(
-            id=item_id,
-            tenant_id=DEFAULT_TENANT,
-            title=item_id,
-            category="api_references",
-            source="benchmark",
-            scope="tenant",
-            agent_id=None,
-            meta={},
-            origin="api",
-            task_id=None,
-            content_hash=uuid.uuid4().hex,
-            usage_count=0,
-            relevance=1.0,
-            embedding_model=MODEL,
-            created_at=now,
-            updated_at=now,
-            last_used_at=None,
-        )
-        for item_id, _, _ in rows
-    }
+    items = {item_id: item_row(item_id, item_id, now) for item_id, _, _ in rows}
     chunks = [
         dict(
             seq=n + 1,
@@ -347,28 +326,33 @@ def workload(n: int, n_queries: int, docs: dict[str, str], questions: list[Quest
     return Workload(n, base, probes, truth, texts, queries)
 
 
+def item_row(item_id: str, title: str, now: datetime) -> dict:
+    """A knowledge item row of the benchmark's corpus (written straight to the table)."""
+    return dict(
+        id=item_id,
+        tenant_id=DEFAULT_TENANT,
+        title=title,
+        category="api_references",
+        source="benchmark",
+        scope="tenant",
+        agent_id=None,
+        meta={},
+        origin="api",
+        task_id=None,
+        content_hash=uuid.uuid4().hex,
+        usage_count=0,
+        relevance=1.0,
+        embedding_model=MODEL,
+        created_at=now,
+        updated_at=now,
+        last_used_at=None,
+    )
+
+
 def item_rows(n_chunks: int, per_item: int = 4) -> list[dict]:
     now = datetime.now(UTC)
     return [
-        dict(
-            id=f"bench{i:07d}",
-            tenant_id=DEFAULT_TENANT,
-            title=f"bench document {i}",
-            category="api_references",
-            source="benchmark",
-            scope="tenant",
-            agent_id=None,
-            meta={},
-            origin="api",
-            task_id=None,
-            content_hash=uuid.uuid4().hex,
-            usage_count=0,
-            relevance=1.0,
-            embedding_model=MODEL,
-            created_at=now,
-            updated_at=now,
-            last_used_at=None,
-        )
+        item_row(f"bench{i:07d}", f"bench document {i}", now)
         for i in range((n_chunks + per_item - 1) // per_item)
     ]
 
